@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Create .venv-recbole/, a separate virtual environment holding RecBole 1.2.1,
+# the reference implementation that benchmarks/recbole_run.py compares the
+# course package against.  Usage (from anywhere):
+#
+#     bash benchmarks/recbole_env.sh            # create or update
+#     bash benchmarks/recbole_env.sh --fresh    # delete and re-create
+#
+# Why the pins (RecBole 1.2.1 was released in 2023 and is not maintained for
+# the newer stack):
+#   * torch==2.13.0   the CPU wheel on local disk; never ask for a bare
+#                     `torch`, which pulls several GB of CUDA packages.
+#   * numpy<2         RecBole uses np.float / np.int-era idioms and pickles.
+#   * pandas<3        RecBole's atomic-file reader relies on pandas 1/2 APIs.
+#   * scipy<1.12      RecBole builds interaction matrices with sparse APIs
+#                     (e.g. `.A`) removed in later SciPy releases.
+#   * setuptools<81   tensorboard (imported by RecBole's trainer) still
+#                     imports pkg_resources.
+#   * recbole --no-deps: its metadata pins ray (only its quick-start/tuning
+#     helpers import it) and exact old colorlog/colorama; we install the real
+#     run-time dependencies by hand and leave ray out.  recbole_run.py
+#     therefore never imports recbole.quick_start.
+# At run time also set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (torch>=2.6 loads
+# checkpoints with weights_only=True, and RecBole's saved checkpoints hold
+# its Config object); recbole_run.py sets it itself.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv-recbole"
+PYTHON="${PYTHON:-python3}"
+
+if [[ "${1:-}" == "--fresh" ]]; then
+    rm -rf "$VENV"
+fi
+if [[ ! -x "$VENV/bin/python" ]]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+
+# Build tooling first, then torch alone so nothing else can pull a CUDA build.
+"${PIP[@]}" "setuptools<81" wheel
+"${PIP[@]}" "torch==2.13.0"
+
+# RecBole's real run-time dependencies (everything in its metadata but ray),
+# with torch held at the version just installed.
+"${PIP[@]}" "torch==2.13.0" \
+    "numpy<2" "pandas<3" "scipy<1.12" \
+    "scikit-learn<1.6" "tqdm" "pyyaml" \
+    "colorlog==4.7.2" "colorama==0.4.4" \
+    "tensorboard" "texttable" "tabulate" "psutil" "thop" "plotly"
+"${PIP[@]}" --no-deps "recbole==1.2.1"
+
+"$VENV/bin/python" - <<'EOF'
+import os
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+import numpy, pandas, scipy, torch
+import recbole
+from recbole.config import Config  # noqa: F401  (checks the import chain)
+from recbole.trainer import Trainer  # noqa: F401
+print(f"recbole {recbole.__version__}  torch {torch.__version__}  numpy {numpy.__version__}"
+      f"  pandas {pandas.__version__}  scipy {scipy.__version__}")
+EOF
