@@ -1,0 +1,326 @@
+"""Evaluation protocols: rating prediction, sampled ranking and full ranking.
+
+Every function puts the model in eval mode under ``torch.no_grad()`` and restores the training
+flag of each of its submodules afterwards, scores in batches, and runs on the model's own device
+unless ``device`` says otherwise (``device`` is where the inputs are sent; the model is never
+moved). The model follows the contract of :mod:`recs_course.models`:
+
+* ``model(users (B,), items (B,)) -> scores (B,)``;
+* ``model.score_all(users (B,)) -> scores (B, n_items)`` (full ranking only).
+
+Ranking metrics come from :func:`recs_course.metrics.ranking_metrics`, with its pessimistic tie
+rule (a tie never favours the relevant item) and its ``-inf`` convention (masked items are not
+candidates). Per-user values are averaged at the end over the users that have a relevant
+candidate, so the result does not depend on ``batch_size``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+
+from .metrics import (
+    TOPK_METRICS,
+    _check_ks,
+    _check_metrics,
+    _float_scores,
+    _per_user,
+    mae,
+    nanmean,
+    rmse,
+)
+
+__all__ = ["evaluate_ratings", "evaluate_sampled", "evaluate_full", "model_device"]
+
+
+# --------------------------------------------------------------------------- helpers
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (else first buffer), or the CPU if it has none."""
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return model_device(model)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}: use e.g. 'cpu', 'cuda' or None") from exc
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no autograd inside; every submodule's training flag restored on exit."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def _as_index(x, name: str) -> Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+    if t.numel() and (t.dtype == torch.bool or t.is_floating_point() or t.is_complex()):
+        raise ValueError(f"{name} must hold integer indices, got dtype {t.dtype}")
+    return t.detach().to(torch.long)
+
+
+def _check_batch_size(batch_size: int) -> int:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _flat_scores(out: Tensor, n: int, what: str) -> Tensor:
+    if not isinstance(out, Tensor) or out.numel() != n or (out.dim() > 1 and out.shape[0] != n):
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"{what} must return {n} scores, shape ({n},), got {shape}")
+    return out.reshape(n)
+
+
+def _collect(
+    chunks: list[dict[str, Tensor]], users: list[Tensor], per_user: bool
+) -> dict[str, float] | pd.DataFrame:
+    keys = list(chunks[0])
+    values = {k: torch.cat([c[k].to("cpu", torch.float64) for c in chunks]) for k in keys}
+    if per_user:
+        frame = pd.DataFrame({"user": torch.cat(users).cpu().numpy()})
+        for k in keys:
+            frame[k] = values[k].numpy()
+        return frame
+    if all(bool(torch.isnan(v).all()) for v in values.values()):
+        raise ValueError(
+            "no evaluated user has a relevant candidate (every relevant item scored -inf?): "
+            "the metrics are undefined"
+        )
+    return {k: nanmean(v) for k, v in values.items()}
+
+
+# --------------------------------------------------------------------------- protocols
+def evaluate_ratings(
+    model: nn.Module,
+    users,
+    items,
+    ratings,
+    batch_size: int = 65536,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
+    """RMSE and MAE of a rating model on ``(user, item, rating)`` triples.
+
+    Args:
+        model: ``model(users (B,), items (B,)) -> predicted ratings (B,)``.
+        users: ``(N,)`` user indices (tensor or array).
+        items: ``(N,)`` item indices.
+        ratings: ``(N,)`` true ratings.
+        batch_size: pairs scored per forward call.
+        device: where the inputs go; ``None`` means the model's device.
+
+    Returns:
+        ``{"RMSE": float, "MAE": float}``.
+    """
+    batch_size = _check_batch_size(batch_size)
+    dev = _resolve_device(model, device)
+    u, i = _as_index(users, "users"), _as_index(items, "items")
+    r = torch.as_tensor(np.asarray(ratings) if not isinstance(ratings, Tensor) else ratings)
+    if u.dim() != 1 or u.shape != i.shape or u.shape != r.shape:
+        raise ValueError(
+            "users, items and ratings must be 1-D of the same length, got shapes "
+            f"{tuple(u.shape)}, {tuple(i.shape)}, {tuple(r.shape)}"
+        )
+    if u.numel() == 0:
+        raise ValueError("no ratings to evaluate")
+    preds = []
+    with _eval_mode(model):
+        for start in range(0, u.numel(), batch_size):
+            bu, bi = u[start : start + batch_size], i[start : start + batch_size]
+            out = model(bu.to(dev), bi.to(dev))
+            preds.append(
+                _flat_scores(out, bu.numel(), "model(users, items)").to("cpu", torch.float64)
+            )
+    pred = torch.cat(preds)
+    return {"RMSE": rmse(pred, r), "MAE": mae(pred, r)}
+
+
+def evaluate_sampled(
+    model: nn.Module,
+    users,
+    candidates,
+    ks: int | Sequence[int] = (10,),
+    metrics: str | Sequence[str] = ("hr", "ndcg"),
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+    per_user: bool = False,
+) -> dict[str, float] | pd.DataFrame:
+    """Sampled ranking: rank each user's held-out item among its sampled negatives.
+
+    Row ``u`` of ``candidates`` holds the held-out positive in column 0 and ``C - 1`` negatives
+    (see :func:`recs_course.data.ranking_candidates`). Every pair is scored with
+    ``model(users.repeat_interleave(C), candidates.flatten())``, a batch of users at a time,
+    and column 0 is the only relevant item. Ties are pessimistic: a positive scored equal to a
+    negative ranks below it, so a constant model gets ``HR@k = 0`` when ``k < C``.
+
+    Args:
+        model: pair scorer ``model(users (B,), items (B,)) -> (B,)``.
+        users: ``(U,)`` user indices.
+        candidates: ``(U, C)`` item indices, column 0 the positive.
+        ks: cut-offs, each ``1 <= k <= C``.
+        metrics: see :func:`recs_course.metrics.ranking_metrics` (with one positive, recall@k
+            equals HR@k and MAP@k equals MRR@k).
+        batch_size: users per forward call (``batch_size * C`` pairs).
+        device: where the inputs go; ``None`` means the model's device.
+        per_user: return a DataFrame with a ``user`` column and one column per metric instead
+            of the means.
+
+    Returns:
+        ``{"HR@10": float, "NDCG@10": float, ...}`` (means over users), or the per-user
+        DataFrame.
+    """
+    batch_size = _check_batch_size(batch_size)
+    dev = _resolve_device(model, device)
+    u, c = _as_index(users, "users"), _as_index(candidates, "candidates")
+    if c.dim() != 2 or u.dim() != 1 or u.shape[0] != c.shape[0]:
+        raise ValueError(
+            "users must be (U,) and candidates (U, C) with column 0 the held-out item, got "
+            f"shapes {tuple(u.shape)} and {tuple(c.shape)}"
+        )
+    if u.numel() == 0 or c.shape[1] == 0:
+        raise ValueError("no user or no candidate to evaluate")
+    n_users, n_cand = c.shape
+    names = _check_metrics(metrics)
+    ks_t = _check_ks(ks, n_cand) if any(m in TOPK_METRICS for m in names) else ()
+    chunks, batch_users = [], []
+    with _eval_mode(model):
+        for start in range(0, n_users, batch_size):
+            bu = u[start : start + batch_size].to(dev)
+            bc = c[start : start + batch_size].to(dev)
+            b = bu.shape[0]
+            out = model(bu.repeat_interleave(n_cand), bc.reshape(-1))
+            scores = _flat_scores(out, b * n_cand, "model(users, items)").reshape(b, n_cand)
+            scores = _float_scores(scores.detach())
+            if torch.isnan(scores).any():
+                raise ValueError("the model returned NaN scores")
+            relevant = torch.zeros(b, n_cand, dtype=torch.bool, device=scores.device)
+            relevant[:, 0] = True
+            values, _ = _per_user(scores, relevant, ks_t, names)
+            chunks.append(values)
+            batch_users.append(bu.cpu())
+    return _collect(chunks, batch_users, per_user)
+
+
+def _csr_rows_mask(m: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> Tensor:
+    """Dense ``(len(rows), n_cols)`` bool mask of the nonzero entries of some CSR rows."""
+    sub = m[rows]
+    counts = np.diff(sub.indptr)
+    r = np.repeat(np.arange(len(rows)), counts)
+    keep = sub.data != 0
+    mask = torch.zeros(len(rows), m.shape[1], dtype=torch.bool)
+    mask[torch.from_numpy(r[keep]), torch.from_numpy(sub.indices[keep].astype(np.int64))] = True
+    return mask.to(device)
+
+
+def _as_csr(m, name: str) -> sp.csr_matrix:
+    if not sp.issparse(m):
+        raise ValueError(
+            f"{name} must be a scipy sparse (users x items) matrix, got {type(m).__name__}"
+        )
+    if m.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {m.shape}")
+    return sp.csr_matrix(m)
+
+
+def evaluate_full(
+    model: nn.Module,
+    train,
+    test,
+    ks: int | Sequence[int] = (20,),
+    metrics: str | Sequence[str] = ("recall", "ndcg", "precision", "hr"),
+    users=None,
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+    per_user: bool = False,
+) -> dict[str, float] | pd.DataFrame:
+    """Full ranking: rank every item for each user, training items masked out.
+
+    For each batch of users, ``model.score_all(batch) -> (B, I)`` scores every item, the user's
+    training items (nonzero entries of its ``train`` row) are set to ``-inf`` so they are never
+    recommended nor counted, and the relevant items are the nonzero entries of its ``test`` row
+    (densified one batch at a time). A test item that is also a training item is therefore
+    masked and not counted (keep train and test disjoint).
+
+    Args:
+        model: implements ``score_all(users (B,)) -> (B, I)``.
+        train: ``(U, I)`` scipy sparse matrix of training interactions.
+        test: ``(U, I)`` scipy sparse matrix of test interactions.
+        ks: cut-offs, each ``1 <= k <= I``.
+        metrics: see :func:`recs_course.metrics.ranking_metrics`.
+        users: user indices to evaluate (default all); users without a test item are skipped.
+        batch_size: users per ``score_all`` call.
+        device: where the inputs go; ``None`` means the model's device.
+        per_user: return a DataFrame with a ``user`` column and one column per metric instead
+            of the means.
+
+    Returns:
+        ``{"recall@20": float, "NDCG@20": float, ...}`` (means over users with a test item), or
+        the per-user DataFrame.
+    """
+    batch_size = _check_batch_size(batch_size)
+    dev = _resolve_device(model, device)
+    train, test = _as_csr(train, "train"), _as_csr(test, "test")
+    if train.shape != test.shape:
+        raise ValueError(
+            f"train and test must have the same shape, got {train.shape} and {test.shape}"
+        )
+    n_users, n_items = train.shape
+    if not callable(getattr(model, "score_all", None)):
+        raise ValueError("full ranking needs a model with score_all(users) -> (B, n_items)")
+    names = _check_metrics(metrics)
+    ks_t = _check_ks(ks, n_items) if any(m in TOPK_METRICS for m in names) else ()
+    has_test = np.diff(test.indptr) > 0
+    if users is None:
+        eval_users = np.flatnonzero(has_test)
+    else:
+        eval_users = _as_index(users, "users").numpy().reshape(-1)
+        if eval_users.size and (eval_users.min() < 0 or eval_users.max() >= n_users):
+            raise ValueError(f"users must lie in [0, {n_users}), the rows of train/test")
+        eval_users = eval_users[has_test[eval_users]]
+    if eval_users.size == 0:
+        raise ValueError("no user to evaluate has a test item")
+    chunks, batch_users = [], []
+    with _eval_mode(model):
+        for start in range(0, eval_users.size, batch_size):
+            rows = eval_users[start : start + batch_size]
+            bu = torch.from_numpy(rows.astype(np.int64))
+            scores = model.score_all(bu.to(dev))
+            if not isinstance(scores, Tensor) or scores.shape != (rows.size, n_items):
+                got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
+                raise ValueError(
+                    f"score_all must return shape ({rows.size}, {n_items}) = (batch, n_items of "
+                    f"train/test), got {got}"
+                )
+            scores = _float_scores(scores.detach())
+            if torch.isnan(scores).any():
+                raise ValueError("score_all returned NaN scores")
+            # out of place: score_all may return a cached tensor
+            scores = scores.masked_fill(_csr_rows_mask(train, rows, scores.device), float("-inf"))
+            relevant = _csr_rows_mask(test, rows, scores.device)
+            values, _ = _per_user(scores, relevant, ks_t, names)
+            chunks.append(values)
+            batch_users.append(bu)
+    return _collect(chunks, batch_users, per_user)

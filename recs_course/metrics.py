@@ -1,0 +1,416 @@
+r"""Rating and ranking metrics, computed for a whole batch of users at once.
+
+Rating metrics (:func:`rmse`, :func:`mae`) compare predicted and true ratings. Ranking metrics
+(:func:`ranking_metrics`) take a score matrix ``scores`` of shape ``(U, I)`` (one row per user,
+one column per candidate item) and a boolean matrix ``relevant`` of the same shape, and compute
+every metric for every cut-off ``k`` with a single ``topk`` of size ``K = max(ks)``, a hit
+matrix and cumulative sums, the pattern RecBole's evaluator uses.
+
+Notation for one user: ``rel_r`` is 1 when the item at rank ``r`` (1-based) of the user's ranked
+list is relevant, ``hits@k = sum_{r<=k} rel_r``, ``n_rel`` the number of relevant candidates.
+
+=============== ================================================================
+key             definition
+=============== ================================================================
+``HR@k``        :math:`\mathbb{1}[\text{hits@k} > 0]`
+``recall@k``    :math:`\text{hits@k} / n_{rel}`
+``precision@k`` :math:`\text{hits@k} / k`
+``NDCG@k``      :math:`\text{DCG@k}/\text{IDCG@k}`, with
+                :math:`\text{DCG@k} = \sum_{r\le k} rel_r / \log_2(r+1)` and
+                :math:`\text{IDCG@k} = \sum_{r\le \min(n_{rel},k)} 1/\log_2(r+1)`
+``MAP@k``       :math:`\frac{1}{\min(n_{rel},k)} \sum_{r\le k} \text{precision@r}\cdot rel_r`
+``MRR@k``       :math:`1/r^*` where :math:`r^*` is the rank of the first relevant item,
+                0 when :math:`r^* > k`
+``MRR``         the same without cut-off (``"mrr_full"``): :math:`1/r^*` over the whole list
+``AUC``         fraction of (relevant, irrelevant) candidate pairs in which the relevant
+                item scores higher; a tie counts 1/2
+=============== ================================================================
+
+Conventions shared by every ranking metric:
+
+* **Ties are pessimistic and deterministic.** Items are ranked by score, descending; among
+  items with *equal* scores the irrelevant ones come first. In other words the ranking is a
+  stable sort on the key ``(score descending, relevant ascending)``: a model never gains from a
+  tie. A model that returns a constant score therefore gets ``HR@k = 0`` as soon as there are at
+  least ``k`` irrelevant candidates (``torch.topk`` alone would break the tie arbitrarily, and
+  in the sampled protocol, where the positive sits in column 0, it tends to pick it). With a
+  single relevant item of score ``s`` its rank is ``1 + #(irrelevant > s) + #(irrelevant == s)``.
+  AUC is the exception defined by its own formula: a tied pair counts 1/2 (Mann-Whitney U).
+* **``-inf`` means "not a candidate".** Items whose score is ``-inf`` (for example the
+  training items masked by :func:`recs_course.evaluation.evaluate_full`) are excluded: a
+  relevant item with score ``-inf`` is dropped from the user's relevant set (it counts neither
+  in ``n_rel`` nor as a hit), and ``-inf`` items take no part in AUC's pairs. They can still
+  fill the end of a top-k list when fewer than ``k`` candidates are left, as misses.
+  ``NaN`` scores are an error.
+* **Users without a relevant candidate are excluded**: with ``reduce="none"`` their values are
+  ``NaN``; with ``reduce="mean"`` the mean is over the other users. AUC is also ``NaN`` for a user
+  whose candidates are all relevant (no pair to compare). If no user has a relevant candidate,
+  :func:`ranking_metrics` raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "rmse",
+    "mae",
+    "ranking_metrics",
+    "RANKING_METRICS",
+    "TOPK_METRICS",
+    "metric_keys",
+    "pessimistic_hits",
+    "nanmean",
+]
+
+#: Metrics with a cut-off ``k``: name accepted by :func:`ranking_metrics` -> key prefix.
+TOPK_METRICS: dict[str, str] = {
+    "hr": "HR",
+    "ndcg": "NDCG",
+    "recall": "recall",
+    "precision": "precision",
+    "map": "MAP",
+    "mrr": "MRR",
+}
+#: Metrics over the whole ranked list: name -> key.
+FULL_METRICS: dict[str, str] = {"mrr_full": "MRR", "auc": "AUC"}
+#: Every metric name :func:`ranking_metrics` accepts.
+RANKING_METRICS: tuple[str, ...] = (*TOPK_METRICS, *FULL_METRICS)
+
+
+# --------------------------------------------------------------------------- rating metrics
+def _as_float64_pair(pred, target) -> tuple[Tensor, Tensor]:
+    p = torch.as_tensor(np.asarray(pred) if not isinstance(pred, Tensor) else pred)
+    t = torch.as_tensor(np.asarray(target) if not isinstance(target, Tensor) else target)
+    if p.shape != t.shape:
+        raise ValueError(
+            f"pred and target must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}"
+        )
+    if p.numel() == 0:
+        raise ValueError("pred and target are empty: there is nothing to evaluate")
+    return p.detach().to("cpu", torch.float64), t.detach().to("cpu", torch.float64)
+
+
+def rmse(pred, target) -> float:
+    r"""Root mean squared error :math:`\sqrt{\frac1n\sum_i (\hat y_i - y_i)^2}`.
+
+    Args:
+        pred: predictions, a tensor or array of any shape ``S``.
+        target: true values, same shape ``S``.
+
+    Returns:
+        A Python float (computed in float64 on the CPU).
+
+    Raises:
+        ValueError: if the shapes differ or the inputs are empty.
+    """
+    p, t = _as_float64_pair(pred, target)
+    return math.sqrt(float(((p - t) ** 2).mean()))
+
+
+def mae(pred, target) -> float:
+    r"""Mean absolute error :math:`\frac1n\sum_i |\hat y_i - y_i|` (see :func:`rmse`)."""
+    p, t = _as_float64_pair(pred, target)
+    return float((p - t).abs().mean())
+
+
+# --------------------------------------------------------------------------- validation
+def _check_ks(ks: int | Iterable[int], n_items: int | None = None) -> tuple[int, ...]:
+    """Return the cut-offs as a tuple of distinct ints (order kept); check ``1 <= k <= n_items``."""
+    if isinstance(ks, (int, np.integer)) and not isinstance(ks, bool):
+        ks = (int(ks),)
+    try:
+        ks = tuple(ks)
+    except TypeError as exc:
+        raise ValueError(f"ks must be an int or a sequence of ints, got {ks!r}") from exc
+    if not ks:
+        raise ValueError("ks is empty: give at least one cut-off, e.g. ks=(10,)")
+    out: list[int] = []
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ValueError(f"every cut-off k must be an int, got {k!r}")
+        k = int(k)
+        if k < 1:
+            raise ValueError(f"cut-off k must be at least 1, got {k}")
+        if n_items is not None and k > n_items:
+            raise ValueError(
+                f"cut-off k={k} is larger than the number of items ({n_items}): use k <= {n_items}"
+            )
+        if k not in out:
+            out.append(k)
+    return tuple(out)
+
+
+def _check_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    out: list[str] = []
+    for m in metrics:
+        if not isinstance(m, str) or m.lower() not in RANKING_METRICS:
+            raise ValueError(f"unknown metric {m!r}: choose among {', '.join(RANKING_METRICS)}")
+        if m.lower() not in out:
+            out.append(m.lower())
+    if not out:
+        raise ValueError(f"metrics is empty: choose among {', '.join(RANKING_METRICS)}")
+    return tuple(out)
+
+
+def metric_keys(ks: int | Iterable[int], metrics: str | Iterable[str]) -> list[str]:
+    """The keys :func:`ranking_metrics` returns, in order: e.g. ``["HR@10", "NDCG@10"]``."""
+    names = _check_metrics(metrics)
+    ks_t = _check_ks(ks) if any(m in TOPK_METRICS for m in names) else ()
+    keys: list[str] = []
+    for m in names:
+        if m in TOPK_METRICS:
+            keys.extend(f"{TOPK_METRICS[m]}@{k}" for k in ks_t)
+        else:
+            keys.append(FULL_METRICS[m])
+    return keys
+
+
+def _check_scores_relevant(scores, relevant) -> tuple[Tensor, Tensor]:
+    scores = torch.as_tensor(scores)
+    relevant = torch.as_tensor(relevant)
+    if scores.dim() != 2:
+        raise ValueError(
+            f"scores must be a 2-D (users, items) matrix, got shape {tuple(scores.shape)}"
+        )
+    if relevant.shape != scores.shape:
+        raise ValueError(
+            f"relevant must have the shape of scores {tuple(scores.shape)}, "
+            f"got {tuple(relevant.shape)}"
+        )
+    if relevant.dtype != torch.bool:
+        raise ValueError(
+            f"relevant must be a bool tensor, got {relevant.dtype}: "
+            "pass e.g. relevant > 0 (graded relevance is not supported)"
+        )
+    if scores.dtype == torch.bool or scores.is_complex():
+        raise ValueError(f"scores must be real numbers, got {scores.dtype}")
+    scores = _float_scores(scores)
+    if scores.shape[1] == 0:
+        raise ValueError("scores has no item column: there is nothing to rank")
+    if relevant.device != scores.device:
+        relevant = relevant.to(scores.device)
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN: rankings are undefined (mask items with -inf)")
+    return scores.detach(), relevant
+
+
+def _float_scores(scores: Tensor) -> Tensor:
+    """Integer and half-precision scores as float32 (same order, same ties); others unchanged."""
+    if not scores.is_floating_point() or scores.dtype in (torch.float16, torch.bfloat16):
+        return scores.to(torch.float32)
+    return scores
+
+
+def _work_dtype(device: torch.device) -> torch.dtype:
+    # MPS has no float64; everywhere else the per-user values are computed in float64.
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+# --------------------------------------------------------------------------- ranking core
+def pessimistic_hits(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
+    """Hit matrix of the top ``k`` of every row under the pessimistic tie rule.
+
+    The ranking is the stable sort of each row on ``(score descending, relevant ascending)``:
+    among tied scores, irrelevant items come first. Computed with one ``torch.topk`` of size
+    ``k`` and two sorts of the ``(U, k)`` slice, then corrected for the tie group that straddles
+    position ``k`` (``topk`` may have picked any of its members) with counts over the full row:
+    position ``p`` (0-based) of that group, whose first position is ``g``, is a hit iff
+    ``p - g >= #(irrelevant items of the row with that score)``.
+
+    Args:
+        scores: ``(U, I)`` floating scores, no NaN.
+        relevant: ``(U, I)`` bool; leave ``-inf`` items out of it (as :func:`ranking_metrics`
+            does), they then count as misses.
+        k: ``1 <= k <= I``.
+
+    Returns:
+        ``(U, k)`` bool tensor: entry ``[u, r]`` tells whether the item at rank ``r + 1`` of user
+        ``u``'s list is relevant.
+    """
+    vals, idx = scores.topk(k, dim=1, largest=True, sorted=True)  # (U, k), vals descending
+    rel_top = relevant.gather(1, idx)
+    # Re-order the slice by (score desc, relevant asc): a stable sort on the secondary key,
+    # then a stable sort on the primary key. Exact for every tie group fully inside the slice.
+    o1 = torch.sort(rel_top.to(torch.uint8), dim=1, stable=True).indices
+    v1, r1 = vals.gather(1, o1), rel_top.gather(1, o1)
+    o2 = torch.sort(v1, dim=1, descending=True, stable=True).indices
+    hits = r1.gather(1, o2)  # vals is already sorted, so v1.gather(1, o2) equals vals
+    # The tie group of the k-th value t may continue beyond the slice: fill its slots with the
+    # irrelevant members of the *whole row* first.
+    t = vals[:, -1:]  # (U, 1)
+    first = (vals > t).sum(1, keepdim=True)  # position where t's group starts
+    n_irr_t = ((scores == t) & ~relevant).sum(1, keepdim=True)
+    pos = torch.arange(k, device=scores.device).unsqueeze(0)
+    return torch.where(vals == t, (pos - first) >= n_irr_t, hits)
+
+
+def _topk_per_user(
+    hits: Tensor, n_rel: Tensor, ks: Sequence[int], names: Sequence[str], dtype: torch.dtype
+) -> dict[str, Tensor]:
+    """Every top-k metric for every k from the ``(U, K)`` hit matrix, via cumulative sums."""
+    K = hits.shape[1]
+    dev = hits.device
+    h = hits.to(dtype)
+    cum = h.cumsum(1)  # hits@r for r = 1..K
+    rank = torch.arange(1, K + 1, device=dev, dtype=dtype)
+    cols = torch.tensor([k - 1 for k in ks], device=dev)
+    kk = torch.tensor(list(ks), device=dev, dtype=dtype)
+    n_rel_f = n_rel.to(dtype).unsqueeze(1)  # (U, 1)
+    # min(n_rel, k), at least 1 so that users without relevant items do not divide by zero
+    # (their values are replaced by NaN afterwards).
+    m = torch.minimum(n_rel.unsqueeze(1), cols.unsqueeze(0) + 1).clamp(min=1)  # (U, len(ks))
+    out: dict[str, Tensor] = {}
+    hits_k = cum[:, cols]  # (U, len(ks))
+    for name in names:
+        if name == "hr":
+            v = (hits_k > 0).to(dtype)
+        elif name == "recall":
+            v = hits_k / n_rel_f.clamp(min=1)
+        elif name == "precision":
+            v = hits_k / kk
+        elif name == "ndcg":
+            disc = 1.0 / torch.log2(rank + 1.0)
+            dcg = (h * disc).cumsum(1)[:, cols]
+            idcg = disc.cumsum(0)[m - 1]  # IDCG@k over min(n_rel, k) items
+            v = dcg / idcg
+        elif name == "map":
+            v = ((cum / rank) * h).cumsum(1)[:, cols] / m.to(dtype)
+        elif name == "mrr":
+            first_hit = h * (cum == 1)  # 1 at the first relevant position only
+            v = (first_hit / rank).cumsum(1)[:, cols]
+        else:  # pragma: no cover - names are validated
+            raise AssertionError(name)
+        for j, k in enumerate(ks):
+            out[f"{TOPK_METRICS[name]}@{k}"] = v[:, j]
+    return out
+
+
+def _mrr_full(scores: Tensor, rel: Tensor, candidate: Tensor, dtype: torch.dtype) -> Tensor:
+    """``1 / rank`` of the first relevant item over the whole list (pessimistic ties)."""
+    neg_inf = torch.tensor(float("-inf"), device=scores.device, dtype=scores.dtype)
+    best = torch.where(rel, scores, neg_inf).amax(1, keepdim=True)  # best relevant score
+    above = (scores > best).sum(1) + ((scores == best) & ~rel & candidate).sum(1)
+    return 1.0 / (1.0 + above.to(dtype))
+
+
+def _auc(scores: Tensor, rel: Tensor, candidate: Tensor, dtype: torch.dtype) -> Tensor:
+    """Per-user AUC from average ranks (Mann-Whitney U), in exact integer arithmetic.
+
+    With ascending 1-based ranks, tied scores sharing their average rank, and ``R`` the sum of
+    the relevant items' ranks among the candidates, ``AUC = (R - n_pos (n_pos + 1) / 2) /
+    (n_pos n_neg)``. Twice the average rank of score ``s`` is ``#(< s) + #(<= s) + 1``; the
+    ``-inf`` items all rank below every candidate, so they shift each candidate's rank by their
+    count and are subtracted.
+    """
+    srt = scores.sort(dim=1).values.contiguous()
+    s = scores.contiguous()
+    lt = torch.searchsorted(srt, s, right=False)
+    le = torch.searchsorted(srt, s, right=True)
+    twice_rank = lt + le + 1  # int64
+    n_pos = rel.sum(1)
+    n_excl = (~candidate).sum(1)
+    n_neg = candidate.sum(1) - n_pos
+    twice_r = torch.where(rel, twice_rank, torch.zeros_like(twice_rank)).sum(1) - 2 * n_pos * n_excl
+    twice_u = twice_r - n_pos * (n_pos + 1)
+    denom = 2 * n_pos * n_neg
+    auc = twice_u.to(dtype) / denom.to(dtype).clamp(min=1)
+    return torch.where(denom > 0, auc, torch.full_like(auc, float("nan")))
+
+
+def _per_user(
+    scores: Tensor, relevant: Tensor, ks: tuple[int, ...], names: tuple[str, ...]
+) -> tuple[dict[str, Tensor], Tensor]:
+    """Per-user values (device tensors, NaN for users without relevant items) and that mask."""
+    dtype = _work_dtype(scores.device)
+    candidate = scores != float("-inf")
+    rel = relevant & candidate
+    n_rel = rel.sum(1)
+    has_rel = n_rel > 0
+    values: dict[str, Tensor] = {}
+    topk_names = tuple(m for m in names if m in TOPK_METRICS)
+    if topk_names:
+        hits = pessimistic_hits(scores, rel, max(ks))
+        values.update(_topk_per_user(hits, n_rel, ks, topk_names, dtype))
+    if "mrr_full" in names:
+        values["MRR"] = _mrr_full(scores, rel, candidate, dtype)
+    if "auc" in names:
+        values["AUC"] = _auc(scores, rel, candidate, dtype)
+    nan = torch.tensor(float("nan"), device=scores.device, dtype=dtype)
+    ordered: dict[str, Tensor] = {}
+    for m in names:  # keys in the order metrics were asked for
+        keys = [f"{TOPK_METRICS[m]}@{k}" for k in ks] if m in TOPK_METRICS else [FULL_METRICS[m]]
+        for key in keys:
+            ordered[key] = torch.where(has_rel, values[key], nan)
+    return ordered, has_rel
+
+
+def ranking_metrics(
+    scores: Tensor,
+    relevant: Tensor,
+    ks: int | Sequence[int] = (10,),
+    metrics: str | Sequence[str] = ("hr", "ndcg", "recall", "precision", "map", "mrr"),
+    reduce: str = "mean",
+) -> dict[str, float] | dict[str, Tensor]:
+    """Ranking metrics of a batch of users, all cut-offs at once.
+
+    See the module docstring for the definitions, the pessimistic tie rule and how ``-inf``
+    scores are treated.
+
+    Args:
+        scores: ``(U, I)`` real scores (tensor or array; integer scores are converted to float).
+            ``-inf`` marks an item that is not a candidate; ``NaN`` is an error.
+        relevant: ``(U, I)`` bool, ``True`` for the items that count as hits.
+        ks: cut-offs, each ``1 <= k <= I``; duplicates are dropped.
+        metrics: names among ``"hr", "ndcg", "recall", "precision", "map", "mrr"`` (one value per
+            k each) and ``"mrr_full"``, ``"auc"`` (whole list, keys ``"MRR"`` and ``"AUC"``).
+        reduce: ``"mean"`` averages over users that have at least one relevant candidate (AUC:
+            and at least one irrelevant one); ``"none"`` returns per-user values.
+
+    Returns:
+        A dict keyed like ``"HR@10"``, ``"NDCG@10"``, ``"recall@20"``, ``"precision@20"``,
+        ``"MAP@10"``, ``"MRR@10"``, ``"MRR"``, ``"AUC"``, in the order of ``metrics`` then
+        ``ks``. With ``reduce="mean"`` the values are floats; with ``"none"`` they are ``(U,)``
+        float64 CPU tensors, ``NaN`` for users without a relevant candidate.
+
+    Raises:
+        ValueError: bad shapes or dtypes, NaN scores, a cut-off outside ``[1, I]``, an unknown
+            metric or reduction, or no user with a relevant candidate.
+
+    Example:
+        >>> import torch
+        >>> scores = torch.tensor([[0.9, 0.8, 0.1], [0.5, 0.5, 0.5]])
+        >>> relevant = torch.tensor([[False, True, False], [True, False, False]])
+        >>> ranking_metrics(scores, relevant, ks=1, metrics=("hr",), reduce="none")["HR@1"]
+        tensor([0., 0.], dtype=torch.float64)
+    """
+    if reduce not in ("mean", "none"):
+        raise ValueError(f"reduce must be 'mean' or 'none', got {reduce!r}")
+    scores, relevant = _check_scores_relevant(scores, relevant)
+    names = _check_metrics(metrics)
+    ks_t = _check_ks(ks, scores.shape[1]) if any(m in TOPK_METRICS for m in names) else ()
+    values, has_rel = _per_user(scores, relevant, ks_t, names)
+    if not bool(has_rel.any()):
+        raise ValueError(
+            "no user has a relevant candidate item (relevant is all False, or every relevant "
+            "item has score -inf): the metrics are undefined"
+        )
+    per_user = {key: v.to("cpu", torch.float64) for key, v in values.items()}
+    if reduce == "none":
+        return per_user
+    return {key: nanmean(v) for key, v in per_user.items()}
+
+
+def nanmean(values: Tensor) -> float:
+    """Mean of the non-NaN entries of a 1-D tensor as a float (``nan`` if there are none)."""
+    ok = ~torch.isnan(values)
+    if not bool(ok.any()):
+        return float("nan")
+    return float(values[ok].to(torch.float64).mean())
