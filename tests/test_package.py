@@ -1,0 +1,71 @@
+"""The package root and `recs_course.utils`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import recs_course
+from recs_course import utils
+
+
+def test_import_is_silent_offline_and_does_not_import_torch():
+    code = (
+        "import sys, recs_course; "
+        "assert 'torch' not in sys.modules, 'torch imported eagerly'; "
+        "assert 'pandas' not in sys.modules, 'pandas imported eagerly'; "
+        "print('ok')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "ok"
+    assert out.stderr == ""
+
+
+def test_submodules_load_lazily_and_unknown_attribute_fails():
+    assert recs_course.utils is utils
+    assert "data" in dir(recs_course)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        recs_course.nope  # noqa: B018
+
+
+def test_get_device_auto_and_explicit():
+    dev = utils.get_device("auto")
+    assert isinstance(dev, torch.device)
+    if not torch.cuda.is_available():
+        assert dev.type in {"cpu", "mps"}
+    assert utils.get_device("cpu") == torch.device("cpu")
+    assert utils.get_device(None) == dev
+
+
+def test_get_device_rejects_unavailable_and_unknown():
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            utils.get_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        utils.get_device("tpu-please")
+
+
+def test_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        assert utils.set_threads(1) == 1
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("RECS_COURSE_THREADS", "2")
+        assert utils.default_threads() == 2
+        monkeypatch.delenv("RECS_COURSE_THREADS")
+        assert 1 <= utils.default_threads() <= 8
+        monkeypatch.setenv("RECS_COURSE_THREADS", "many")
+        with pytest.raises(ValueError, match="not an integer"):
+            utils.default_threads()
+        monkeypatch.setenv("RECS_COURSE_THREADS", "0")
+        with pytest.raises(ValueError, match="at least 1"):
+            utils.default_threads()
+        with pytest.raises(ValueError, match="positive integer"):
+            utils.set_threads(0)
+    finally:
+        torch.set_num_threads(before)
