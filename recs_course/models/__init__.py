@@ -1,0 +1,39 @@
+"""The course's recommenders, all :class:`Recommender` subclasses with one contract.
+
+- ``model(users (B,), items (B,)) -> (B,)`` scores: logits for implicit feedback (GMF, NCFMLP,
+  NeuMF, NGCF, LightGCN, MF without ``y_range``), ratings for explicit feedback (MF with
+  ``y_range``, EmbeddingMLP, AutoRec).
+- ``model.score_all(users (B,)) -> (B, n_items)``.
+- ``model.pair_scores(users, pos, neg) -> (pos_scores, neg_scores)`` and
+  ``model.regularization(users, pos, neg) -> scalar`` for pairwise (BPR) training.
+
+Modules: :mod:`.base` (the contract), :mod:`.mf` (MF, EmbeddingMLP), :mod:`.ncf` (GMF, NCFMLP,
+NeuMF), :mod:`.graph` (normalized_adjacency, NGCF, LightGCN), :mod:`.autoencoder` (AutoRec),
+:mod:`.baselines` (Popularity).
+"""
+
+from __future__ import annotations
+
+from .autoencoder import AutoRec, masked_mse
+from .base import Recommender, model_device
+from .baselines import Popularity
+from .graph import NGCF, LightGCN, laplacian, normalized_adjacency
+from .mf import MF, EmbeddingMLP
+from .ncf import GMF, NCFMLP, NeuMF
+
+__all__ = [
+    "Recommender",
+    "model_device",
+    "MF",
+    "EmbeddingMLP",
+    "GMF",
+    "NCFMLP",
+    "NeuMF",
+    "Popularity",
+    "normalized_adjacency",
+    "laplacian",
+    "NGCF",
+    "LightGCN",
+    "AutoRec",
+    "masked_mse",
+]

@@ -1,0 +1,301 @@
+"""AutoRec: autoencoders that reconstruct rows of the rating matrix (Sedhain et al., WWW 2015)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+
+from .base import (
+    Recommender,
+    check_layers,
+    check_pair_shapes,
+    check_positive_int,
+    check_probability,
+    check_y_range,
+)
+
+__all__ = ["AutoRec", "masked_mse"]
+
+_ACTIVATIONS = {
+    "sigmoid": nn.Sigmoid,
+    "relu": nn.ReLU,
+    "selu": nn.SELU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+    "identity": nn.Identity,
+}
+
+
+def masked_mse(
+    pred: Tensor, target: Tensor, mask: Tensor, reduction: Literal["mean", "sum"] = "mean"
+) -> Tensor:
+    """Squared error over the observed entries only.
+
+    Args:
+        pred: ``(B, D)`` reconstructions.
+        target: ``(B, D)`` ratings; entries where ``mask`` is false are ignored, whatever they are.
+        mask: ``(B, D)`` bool, true where a rating was observed.
+        reduction: ``"mean"`` (over observed entries; 0 when there are none) or ``"sum"``
+            (the AutoRec paper's objective, without its weight penalty).
+
+    Returns:
+        A scalar tensor.
+    """
+    if not (pred.shape == target.shape == mask.shape):
+        raise ValueError(
+            f"pred, target and mask must have the same shape, got {tuple(pred.shape)}, "
+            f"{tuple(target.shape)} and {tuple(mask.shape)}"
+        )
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    # where() rather than multiplication, so a NaN or inf in an unobserved target cannot leak in
+    squared = torch.where(
+        mask, (pred - target) ** 2, torch.zeros((), dtype=pred.dtype, device=pred.device)
+    )
+    total = squared.sum()
+    if reduction == "sum":
+        return total
+    return total / mask.sum().clamp(min=1)
+
+
+def _ratings_to_csr(ratings: object, n_users: int, n_items: int) -> sp.csr_matrix:
+    """The ``(U, I)`` rating matrix as scipy CSR; stored entries are the observed ratings."""
+    if sp.issparse(ratings):
+        coo = sp.coo_matrix(ratings)
+    elif isinstance(ratings, Tensor):
+        tensor = ratings.detach().to("cpu")
+        if tensor.layout == torch.strided:
+            coo = sp.coo_matrix(tensor.numpy())  # dense input: zeros mean "not rated"
+        else:
+            tensor = tensor.to_sparse_coo().coalesce()
+            rows, cols = tensor.indices().numpy()
+            coo = sp.coo_matrix((tensor.values().numpy(), (rows, cols)), shape=tuple(tensor.shape))
+    elif isinstance(ratings, np.ndarray):
+        coo = sp.coo_matrix(ratings)
+    else:
+        raise ValueError(
+            "ratings must be a scipy sparse matrix, a torch tensor (sparse or dense) or a numpy "
+            f"array of shape (n_users, n_items); got {type(ratings).__name__}. Build one with "
+            "recs_course.data.interaction_matrix(train, n_users, n_items)."
+        )
+    if coo.shape != (n_users, n_items):
+        raise ValueError(
+            f"ratings has shape {coo.shape} but (n_users, n_items) = ({n_users}, {n_items})"
+        )
+    keys = coo.row.astype(np.int64) * n_items + coo.col
+    if np.unique(keys).size != keys.size:
+        raise ValueError(
+            "ratings holds repeated (user, item) entries; keep one rating per pair (for example "
+            "the latest) before building AutoRec"
+        )
+    values = coo.data.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError("ratings holds NaN or infinite values")
+    return sp.csr_matrix((values, (coo.row, coo.col)), shape=coo.shape)
+
+
+class AutoRec(Recommender):
+    """Item- or user-based AutoRec, with an optional deep, dropout-regularised variant.
+
+    Item-based (I-AutoRec, ``based="item"``): each item's vector of ratings from all ``U`` users
+    is one input row; the network ``h(r) = f(W g(V r + mu) + b)`` reconstructs it, the loss
+    counts observed entries only (:meth:`masked_loss`), and the prediction for ``(u, i)`` is
+    entry ``u`` of item ``i``'s reconstruction (Sedhain, Menon, Sanner & Xie, "AutoRec:
+    autoencoders meet collaborative filtering", WWW 2015; ``g`` sigmoid, ``f`` identity, 500
+    hidden units, the weight penalty left to the optimiser's ``weight_decay``). User-based
+    (U-AutoRec) swaps the roles.
+
+    A tuple ``hidden``, e.g. ``(512, 256, 512)`` with ``activation="selu"`` and ``dropout=0.5``,
+    gives the deep autoencoder of Kuchaiev & Ginsburg, "Training deep autoencoders for
+    collaborative filtering" (2017): dropout acts on the code, the output of the middle hidden
+    layer (index ``(len(hidden) - 1) // 2``).
+
+    The training ratings are stored (CSR arrays as non-persistent buffers, moved by
+    ``.to(device)``, not saved in checkpoints), so the model turns indices into input rows itself.
+    Fallback: a pair whose user or item has no training rating has no information in the input
+    (its reconstruction is untrained); :meth:`forward` and :meth:`score_all` predict the mean
+    training rating there. With ``y_range=(low, high)`` they also clip predictions to the range;
+    :meth:`reconstruct` and :meth:`masked_loss` never clip.
+
+    Args:
+        n_users: ``U``; n_items: ``I``.
+        ratings: the ``(U, I)`` training ratings: scipy sparse (stored entries are observed),
+            torch sparse, or dense (zeros mean unobserved). One entry per pair.
+        hidden: hidden layer size(s).
+        based: ``"item"`` (rows are items, inputs of size ``U``) or ``"user"``.
+        dropout: dropout on the code (the middle hidden layer's output), in training.
+        activation: hidden activation: sigmoid, relu, selu, elu, tanh or identity.
+        output_activation: activation of the reconstruction (``"identity"`` in the paper).
+        y_range: ``None`` or ``(low, high)`` to clip predictions, e.g. ``(1.0, 5.0)``.
+    """
+
+    crow_indices: Tensor
+    col_indices: Tensor
+    values: Tensor
+    user_known: Tensor
+    item_known: Tensor
+    mean_rating: Tensor
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        ratings: object,
+        hidden: int | Sequence[int] = 500,
+        based: Literal["item", "user"] = "item",
+        dropout: float = 0.0,
+        activation: str = "sigmoid",
+        output_activation: str = "identity",
+        y_range: tuple[float, float] | None = None,
+    ) -> None:
+        super().__init__(n_users, n_items)
+        if based not in ("item", "user"):
+            raise ValueError(f"based must be 'item' or 'user', got {based!r}")
+        for name, value in (("activation", activation), ("output_activation", output_activation)):
+            if value not in _ACTIVATIONS:
+                raise ValueError(f"{name} must be one of {sorted(_ACTIVATIONS)}, got {value!r}")
+        if isinstance(hidden, Sequence) and not isinstance(hidden, (str, bytes)):
+            self.hidden = check_layers("hidden", hidden)
+        else:
+            self.hidden = (check_positive_int("hidden", hidden),)
+        self.based = based
+        self.dropout = check_probability("dropout", dropout)
+        self.activation = activation
+        self.output_activation = output_activation
+        self.y_range = check_y_range(y_range)
+
+        csr = _ratings_to_csr(ratings, self.n_users, self.n_items)
+        rows = csr.T.tocsr() if based == "item" else csr  # one row per training example
+        rows.sort_indices()
+        self.n_rows, self.n_inputs = rows.shape
+        self.register_buffer(
+            "crow_indices", torch.from_numpy(rows.indptr.astype(np.int64)), persistent=False
+        )
+        self.register_buffer(
+            "col_indices", torch.from_numpy(rows.indices.astype(np.int64)), persistent=False
+        )
+        self.register_buffer(
+            "values", torch.from_numpy(rows.data.astype(np.float32)), persistent=False
+        )
+        self.register_buffer(
+            "user_known", torch.from_numpy(np.diff(csr.indptr) > 0), persistent=False
+        )
+        self.register_buffer(
+            "item_known",
+            torch.from_numpy(np.bincount(csr.indices, minlength=self.n_items) > 0),
+            persistent=False,
+        )
+        mean = float(csr.data.mean()) if csr.nnz else 0.0
+        self.register_buffer("mean_rating", torch.tensor(mean), persistent=False)
+
+        code = (len(self.hidden) - 1) // 2
+        layers: list[nn.Module] = []
+        size = self.n_inputs
+        for k, width in enumerate(self.hidden):
+            layers += [nn.Linear(size, width), _ACTIVATIONS[activation]()]
+            if k == code:
+                layers.append(nn.Dropout(self.dropout))
+            size = width
+        layers += [nn.Linear(size, self.n_inputs), _ACTIVATIONS[output_activation]()]
+        self.network = nn.Sequential(*layers)
+        for module in self.network:
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, based={self.based!r}, hidden={self.hidden}, "
+            f"n_ratings={self.values.numel()}"
+        )
+
+    def rows(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """Dense input rows and their observed masks.
+
+        Args:
+            idx: ``(B,)`` row indices: items for ``based="item"``, users for ``"user"``.
+
+        Returns:
+            ``(ratings (B, D), mask (B, D) bool)`` with ``D`` the input size (``U`` for
+            item-based, ``I`` for user-based); unobserved entries are 0.
+        """
+        idx = idx.reshape(-1)
+        starts = self.crow_indices[idx]
+        counts = self.crow_indices[idx + 1] - starts
+        total = int(counts.sum())
+        row_of = torch.repeat_interleave(
+            torch.arange(idx.numel(), device=idx.device), counts, output_size=total
+        )
+        first = torch.cumsum(counts, 0) - counts  # where each row's entries start in the output
+        offset = torch.arange(total, device=idx.device) - first[row_of]
+        positions = starts[row_of] + offset
+        columns = self.col_indices[positions]
+        dense = torch.zeros(
+            idx.numel(), self.n_inputs, dtype=self.values.dtype, device=self.values.device
+        )
+        mask = torch.zeros(idx.numel(), self.n_inputs, dtype=torch.bool, device=self.values.device)
+        dense[row_of, columns] = self.values[positions]
+        mask[row_of, columns] = True
+        return dense, mask
+
+    def autoencode(self, inputs: Tensor) -> Tensor:
+        """Run the network on dense rows: ``(B, D)`` -> ``(B, D)``."""
+        return self.network(inputs)
+
+    def reconstruct(self, idx: Tensor) -> Tensor:
+        """Dense reconstruction of the given rows: ``(B,)`` -> ``(B, D)`` (no clipping)."""
+        inputs, _ = self.rows(idx)
+        return self.network(inputs)
+
+    def masked_loss(self, idx: Tensor, reduction: Literal["mean", "sum"] = "mean") -> Tensor:
+        """Squared reconstruction error of rows ``idx (B,)`` over their observed entries.
+
+        ``"mean"`` averages over the batch's observed ratings (an MSE on the rating scale);
+        ``"sum"`` is the paper's objective. See :func:`masked_mse`.
+        """
+        inputs, mask = self.rows(idx)
+        return masked_mse(self.network(inputs), inputs, mask, reduction=reduction)
+
+    def _finish(self, pred: Tensor, users: Tensor, items: Tensor) -> Tensor:
+        """Fallback for users or items without training ratings, then clipping."""
+        known = self.user_known[users] & self.item_known[items]
+        pred = torch.where(known, pred, self.mean_rating.to(pred.dtype))
+        if self.y_range is not None:
+            pred = pred.clamp(*self.y_range)
+        return pred
+
+    def forward(self, users: Tensor, items: Tensor) -> Tensor:
+        """``users (B,)``, ``items (B,)`` -> ``(B,)`` predicted ratings.
+
+        Each distinct row (item for item-based, user for user-based) is reconstructed once.
+        """
+        check_pair_shapes(users, items)
+        rows, cols = (items, users) if self.based == "item" else (users, items)
+        unique, inverse = torch.unique(rows.reshape(-1), return_inverse=True)
+        pred = self.reconstruct(unique)[inverse, cols.reshape(-1)].reshape(users.shape)
+        return self._finish(pred, users, items)
+
+    def score_all(self, users: Tensor, chunk_size: int = 1024) -> Tensor:
+        """``users (B,)`` -> ``(B, n_items)`` predicted ratings.
+
+        User-based: the users' own reconstructions. Item-based: every item is reconstructed (in
+        chunks of ``chunk_size`` items) and the users' columns kept, ``O(I x U)`` per call.
+        """
+        users = users.reshape(-1)
+        all_items = torch.arange(self.n_items, device=users.device)
+        if self.based == "user":
+            pred = self.reconstruct(users)
+        else:
+            chunks = [
+                self.reconstruct(all_items[start : start + chunk_size])[:, users]
+                for start in range(0, self.n_items, chunk_size)
+            ]
+            pred = torch.cat(chunks, dim=0).T.contiguous()
+        grid_users = users.unsqueeze(1).expand(-1, self.n_items)
+        grid_items = all_items.unsqueeze(0).expand(users.numel(), -1)
+        return self._finish(pred, grid_users, grid_items)

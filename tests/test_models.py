@@ -1,0 +1,474 @@
+"""Tests of recs_course.models: the shared contract, MF, EmbeddingMLP, NCF models, Popularity.
+
+Graph models and AutoRec have their own files (test_models_graph.py, test_models_autoencoder.py);
+the contract tests here run over every model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from recs_course.models import (
+    GMF,
+    MF,
+    NCFMLP,
+    NGCF,
+    AutoRec,
+    EmbeddingMLP,
+    LightGCN,
+    NeuMF,
+    Popularity,
+    Recommender,
+    model_device,
+    normalized_adjacency,
+)
+from recs_course.models.base import concat_mlp_scores
+
+N_USERS, N_ITEMS = 6, 9
+
+
+def _interactions(seed: int = 0, n: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    users = torch.randint(0, N_USERS, (n,), generator=gen)
+    items = torch.randint(0, N_ITEMS, (n,), generator=gen)
+    return users, items
+
+
+def _ratings_csr() -> sp.csr_matrix:
+    users, items = _interactions()
+    keys = np.unique(users.numpy() * N_ITEMS + items.numpy())
+    values = (np.arange(keys.size) % 5 + 1).astype(np.float32)
+    return sp.csr_matrix((values, (keys // N_ITEMS, keys % N_ITEMS)), shape=(N_USERS, N_ITEMS))
+
+
+def _build(name: str) -> Recommender:
+    users, items = _interactions()
+    adjacency = normalized_adjacency(users, items, N_USERS, N_ITEMS)
+    builders = {
+        "MF": lambda: MF(N_USERS, N_ITEMS, dim=4, init_std=0.5),
+        "MF-yrange": lambda: MF(N_USERS, N_ITEMS, dim=4, y_range=(0.5, 5.5), init_std=0.5),
+        "MF-nobias": lambda: MF(N_USERS, N_ITEMS, dim=4, biases=False, init_std=0.5),
+        "EmbeddingMLP": lambda: EmbeddingMLP(N_USERS, N_ITEMS, dim=4, hidden=(8, 4)),
+        "GMF": lambda: GMF(N_USERS, N_ITEMS, dim=4),
+        "NCFMLP": lambda: NCFMLP(N_USERS, N_ITEMS, layers=(8, 4), dropout=0.2),
+        "NeuMF": lambda: NeuMF(N_USERS, N_ITEMS, dim=4, layers=(8, 4), dropout=0.2),
+        "NCFMLP-flat": lambda: NCFMLP(N_USERS, N_ITEMS, layers=(8,)),
+        "NeuMF-flat": lambda: NeuMF(N_USERS, N_ITEMS, dim=4, layers=(6,)),
+        "Popularity": lambda: Popularity.from_interactions(users, items, N_USERS, N_ITEMS),
+        "NGCF": lambda: NGCF(N_USERS, N_ITEMS, adjacency, dim=4, layers=(4, 3)),
+        "LightGCN": lambda: LightGCN(N_USERS, N_ITEMS, adjacency, dim=4, n_layers=2),
+        "AutoRec-item": lambda: AutoRec(N_USERS, N_ITEMS, _ratings_csr(), hidden=5),
+        "AutoRec-user": lambda: AutoRec(
+            N_USERS, N_ITEMS, _ratings_csr(), hidden=(6, 3, 6), based="user", activation="selu"
+        ),
+    }
+    torch.manual_seed(0)
+    model = builders[name]()
+    # Non-trivial weights everywhere, so that equalities below are not 0 == 0.
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    return model
+
+
+ALL_MODELS = [
+    "MF",
+    "MF-yrange",
+    "MF-nobias",
+    "EmbeddingMLP",
+    "GMF",
+    "NCFMLP",
+    "NeuMF",
+    "NCFMLP-flat",
+    "NeuMF-flat",
+    "Popularity",
+    "NGCF",
+    "LightGCN",
+    "AutoRec-item",
+    "AutoRec-user",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# The contract, for every model
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_forward_returns_one_float_score_per_pair(name):
+    model = _build(name).eval()
+    users = torch.tensor([0, 5, 2, 2])
+    items = torch.tensor([8, 0, 3, 3])
+    scores = model(users, items)
+    assert isinstance(model, Recommender)
+    assert scores.shape == (4,)
+    assert scores.dtype == torch.float32
+    assert torch.isfinite(scores).all()
+    assert scores[2] == scores[3]  # the same pair scores the same
+    with pytest.raises(ValueError, match="same shape"):
+        model(users, items[:3])
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_score_all_matches_forward_on_every_pair(name):
+    model = _build(name).eval()
+    users = torch.tensor([3, 0, 5, 3])
+    with torch.no_grad():
+        table = model.score_all(users)
+        pairs = model(users.repeat_interleave(N_ITEMS), torch.arange(N_ITEMS).repeat(len(users)))
+    assert table.shape == (len(users), N_ITEMS)
+    assert table.dtype == torch.float32
+    torch.testing.assert_close(table, pairs.reshape(len(users), N_ITEMS), rtol=1e-5, atol=1e-6)
+    # rows of distinct users differ (the scores are personalised), except for Popularity
+    if name != "Popularity":
+        assert not torch.allclose(table[0], table[1])
+    torch.testing.assert_close(table[0], table[3])
+
+
+def test_concat_mlp_scores_equals_the_mlp_on_concatenations_in_any_chunking():
+    torch.manual_seed(0)
+    first, rest = torch.nn.Linear(5, 4), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    user_vectors, item_vectors = torch.randn(3, 2), torch.randn(7, 3)
+    pairs = torch.cat(
+        [user_vectors.repeat_interleave(7, 0), item_vectors.repeat(3, 1)], dim=1
+    )  # (21, 5), user-major
+    expected = rest(first(pairs)).reshape(3, 7, 2)
+    for max_pairs in (1, 7, 8, 1000):
+        result = concat_mlp_scores(user_vectors, item_vectors, first, rest, max_pairs=max_pairs)
+        torch.testing.assert_close(result, expected)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_score_all_returns_a_fresh_writable_tensor(name):
+    model = _build(name).eval()
+    users = torch.tensor([1, 2])
+    with torch.no_grad():
+        first = model.score_all(users)
+        first[torch.ones_like(first, dtype=torch.bool)] = -torch.inf  # evaluators mask in place
+        second = model.score_all(users)
+    assert torch.isfinite(second).all()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_pair_scores_match_forward_for_one_or_several_negatives(name):
+    model = _build(name).eval()
+    users = torch.tensor([0, 1, 4])
+    pos = torch.tensor([2, 3, 8])
+    neg = torch.tensor([5, 0, 1])
+    negs = torch.tensor([[5, 6], [0, 7], [1, 1]])
+    with torch.no_grad():
+        pos_scores, neg_scores = model.pair_scores(users, pos, neg)
+        _, many = model.pair_scores(users, pos, negs)
+        torch.testing.assert_close(pos_scores, model(users, pos))
+        torch.testing.assert_close(neg_scores, model(users, neg))
+        assert many.shape == (3, 2)
+        torch.testing.assert_close(many[:, 0], model(users, negs[:, 0]))
+        torch.testing.assert_close(many[:, 1], model(users, negs[:, 1]))
+        reg = model.regularization(users, pos, neg)
+    assert reg.shape == ()
+    assert reg.item() >= 0.0
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_buffers_follow_the_module(name):
+    model = _build(name).eval()
+    assert model_device(model) == torch.device("cpu") == model.device
+    users, items = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+    with torch.no_grad():
+        expected = model(users, items).double()
+        model = model.double()  # converts parameters and floating buffers (sparse ones too)
+        result = model(users, items)
+    assert result.dtype == torch.float64
+    torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-6)
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.is_floating_point():
+            assert tensor.dtype == torch.float64
+
+
+def test_models_without_parameters_still_report_a_device():
+    model = Popularity(3, 4)
+    assert list(model.parameters()) == []
+    assert model_device(model) == torch.device("cpu")
+    assert model.regularization(torch.tensor([0]), torch.tensor([1]), torch.tensor([2])) == 0
+
+
+def test_base_class_refuses_to_guess_a_forward():
+    with pytest.raises(NotImplementedError):
+        Recommender(2, 3)(torch.tensor([0]), torch.tensor([1]))
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: MF(0, 5), "n_users"),
+        (lambda: MF(5, -1), "n_items"),
+        (lambda: MF(5, 5, dim=2.5), "dim"),
+        (lambda: MF(5, 5, dim=True), "dim"),
+        (lambda: MF(5, 5, y_range=(5, 1)), "low < high"),
+        (lambda: MF(5, 5, y_range=(1,)), "pair"),
+        (lambda: MF(5, 5, init_std=-1.0), "init_std"),
+        (lambda: EmbeddingMLP(5, 5, hidden=()), "at least 1"),
+        (lambda: EmbeddingMLP(5, 5, hidden=64), "sequence"),
+        (lambda: EmbeddingMLP(5, 5, hidden=(8, 0)), r"hidden\[1\]"),
+        (lambda: EmbeddingMLP(5, 5, hidden=(8, 4), dropout=(0.1,)), "one probability per"),
+        (lambda: EmbeddingMLP(5, 5, dropout=1.0), r"\[0, 1\)"),
+        (lambda: EmbeddingMLP(5, 5, embed_dropout=-0.1), "embed_dropout"),
+        (lambda: GMF(5, 5, dim=0), "dim"),
+        (lambda: NCFMLP(5, 5, layers=(63, 32)), "even"),
+        (lambda: NCFMLP(5, 5, layers="64,32"), "sequence"),
+        (lambda: NCFMLP(5, 5, dropout=1.5), "dropout"),
+        (lambda: NeuMF(5, 5, layers=(64, -32)), r"layers\[1\]"),
+        (lambda: NeuMF(5, 5, dropout="0.2"), "dropout"),
+        (lambda: Popularity(5, 5, transform="sqrt"), "transform"),
+    ],
+)
+def test_invalid_arguments_raise_helpful_value_errors(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+# --------------------------------------------------------------------------------------------
+# MF and EmbeddingMLP
+
+
+def test_mf_score_is_dot_product_plus_biases():
+    model = _build("MF")
+    users, items = torch.tensor([0, 4, 5]), torch.tensor([1, 1, 8])
+    p = model.user_embedding.weight[users]
+    q = model.item_embedding.weight[items]
+    expected = (
+        (p * q).sum(1)
+        + model.user_bias.weight[users, 0]
+        + model.item_bias.weight[items, 0]
+        + model.global_bias
+    )
+    torch.testing.assert_close(model(users, items), expected)
+    plain = _build("MF-nobias")
+    assert not hasattr(plain, "user_bias")
+    expected = (plain.user_embedding.weight[users] * plain.item_embedding.weight[items]).sum(1)
+    torch.testing.assert_close(plain(users, items), expected)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: MF(N_USERS, N_ITEMS, dim=4, y_range=(1.0, 5.0), init_std=3.0),
+        lambda: EmbeddingMLP(N_USERS, N_ITEMS, dim=4, y_range=(1.0, 5.0), init_std=3.0),
+    ],
+)
+def test_y_range_bounds_predictions(build):
+    torch.manual_seed(1)
+    model = build().eval()
+    with torch.no_grad():
+        for param in model.parameters():  # push the logits far to both sides
+            param.mul_(20.0)
+        table = model.score_all(torch.arange(N_USERS))
+    assert table.min() >= 1.0 and table.max() <= 5.0
+    assert table.max() - table.min() > 2.0  # the range is used, not collapsed to a point
+
+
+def test_mf_y_range_is_the_scaled_sigmoid_of_the_raw_score():
+    torch.manual_seed(0)
+    raw = MF(N_USERS, N_ITEMS, dim=4, init_std=0.5)
+    scaled = MF(N_USERS, N_ITEMS, dim=4, y_range=(0.5, 5.5))
+    scaled.load_state_dict(raw.state_dict())
+    users, items = torch.tensor([0, 1]), torch.tensor([2, 3])
+    torch.testing.assert_close(scaled(users, items), 0.5 + 5.0 * torch.sigmoid(raw(users, items)))
+
+
+def test_embedding_mlp_layout_and_dropout_modes():
+    model = EmbeddingMLP(N_USERS, N_ITEMS, dim=4, hidden=(8, 6), dropout=(0.5, 0.25))
+    linears = [m for m in model.hidden_layers if isinstance(m, torch.nn.Linear)]
+    dropouts = [m.p for m in model.hidden_layers if isinstance(m, torch.nn.Dropout)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(8, 8), (8, 6)]
+    assert dropouts == [0.5, 0.25]
+    assert model.output.in_features == 6
+    users, items = torch.arange(N_USERS).repeat(5), torch.arange(N_USERS * 5) % N_ITEMS
+    model.eval()
+    torch.testing.assert_close(model(users, items), model(users, items))
+    model.train()
+    assert not torch.equal(model(users, items), model(users, items))
+
+
+# --------------------------------------------------------------------------------------------
+# NCF: GMF, MLP, NeuMF
+
+
+def test_ncf_initialisation_follows_the_paper():
+    torch.manual_seed(0)
+    model = NeuMF(2000, 2000, dim=32, layers=(64, 32, 16, 8))
+    std = model.gmf_user_embedding.weight.std().item()
+    assert 0.0095 < std < 0.0105
+    assert all(torch.count_nonzero(m.bias) == 0 for m in model.tower if hasattr(m, "bias"))
+    assert model.output.weight.shape == (1, 32 + 8)
+    assert model.mlp_user_embedding.embedding_dim == 32
+
+
+def test_gmf_is_a_weighted_inner_product():
+    model = _build("GMF")
+    users, items = torch.tensor([0, 1, 5]), torch.tensor([3, 3, 8])
+    products = model.user_embedding.weight[users] * model.item_embedding.weight[items]
+    expected = products @ model.output.weight[0] + model.output.bias
+    torch.testing.assert_close(model(users, items), expected)
+
+
+def test_ncf_mlp_tower_shapes():
+    model = NCFMLP(N_USERS, N_ITEMS, layers=(64, 32, 16, 8), dropout=0.2)
+    linears = [m for m in model.tower if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64, 32), (32, 16), (16, 8)]
+    assert model.user_embedding.embedding_dim == 32
+    assert model.features(torch.tensor([0, 1]), torch.tensor([2, 3])).shape == (2, 8)
+    single = NCFMLP(N_USERS, N_ITEMS, layers=(16,))  # no tower: a linear model on [p_u; q_i]
+    assert len(single.tower) == 0 and single.output.in_features == 16
+
+
+def _pretrained_pair() -> tuple[GMF, NCFMLP]:
+    torch.manual_seed(2)
+    gmf, mlp = GMF(N_USERS, N_ITEMS, dim=4), NCFMLP(N_USERS, N_ITEMS, layers=(8, 6, 4), dropout=0.3)
+    with torch.no_grad():
+        for param in [*gmf.parameters(), *mlp.parameters()]:
+            param.add_(torch.randn_like(param))
+    return gmf.eval(), mlp.eval()
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.0, 0.3])
+def test_from_pretrained_output_is_the_alpha_mixture(alpha):
+    gmf, mlp = _pretrained_pair()
+    before = {k: v.clone() for k, v in [*gmf.state_dict().items(), *mlp.state_dict().items()]}
+    model = NeuMF.from_pretrained(gmf, mlp, alpha=alpha).eval()
+    users = torch.arange(N_USERS).repeat_interleave(N_ITEMS)
+    items = torch.arange(N_ITEMS).repeat(N_USERS)
+    with torch.no_grad():
+        expected = alpha * gmf(users, items) + (1 - alpha) * mlp(users, items)
+        torch.testing.assert_close(model(users, items), expected, rtol=1e-6, atol=1e-6)
+    assert model.dropout == 0.3 and model.dim == 4 and model.layers == (8, 6, 4)
+    torch.testing.assert_close(model.gmf_item_embedding.weight, gmf.item_embedding.weight)
+    torch.testing.assert_close(model.mlp_user_embedding.weight, mlp.user_embedding.weight)
+    # the sources are untouched and share no storage with the new model
+    with torch.no_grad():
+        model.gmf_user_embedding.weight.zero_()
+    after = {k: v for k, v in [*gmf.state_dict().items(), *mlp.state_dict().items()]}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_from_pretrained_alpha_one_keeps_only_the_gmf_half():
+    gmf, mlp = _pretrained_pair()
+    model = NeuMF.from_pretrained(gmf, mlp, alpha=1.0, dropout=0.0)
+    assert torch.count_nonzero(model.output.weight[:, gmf.dim :]) == 0
+    torch.testing.assert_close(model.output.bias, gmf.output.bias)
+    assert model.dropout == 0.0
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((lambda g, m: (g, m, 1.5)), r"alpha"),
+        ((lambda g, m: (m, g, 0.5)), "needs a GMF and an NCFMLP"),
+        ((lambda g, m: (GMF(N_USERS + 1, N_ITEMS), m, 0.5)), "same encoded data"),
+    ],
+)
+def test_from_pretrained_rejects_mismatched_inputs(args, match):
+    gmf, mlp = _pretrained_pair()
+    with pytest.raises(ValueError, match=match):
+        NeuMF.from_pretrained(*args(gmf, mlp))
+
+
+# --------------------------------------------------------------------------------------------
+# Popularity
+
+
+def test_popularity_ranks_items_by_distinct_users():
+    users = torch.tensor([0, 1, 2, 0, 1, 0, 0, 0, 2])
+    items = torch.tensor([3, 3, 3, 1, 1, 2, 2, 2, 4])  # user 0 repeats item 2: one user
+    model = Popularity.from_interactions(users, items, n_users=3, n_items=5)
+    torch.testing.assert_close(model.counts, torch.tensor([0.0, 2.0, 1.0, 3.0, 1.0]))
+    table = model.score_all(torch.tensor([0, 2]))
+    assert table.argmax(1).tolist() == [3, 3]
+    assert torch.equal(table[0], table[1])
+    torch.testing.assert_close(
+        model(torch.tensor([1, 2]), torch.tensor([1, 0])), torch.tensor([2.0, 0.0])
+    )
+    logged = Popularity(3, 5, transform="log").fit(users.numpy(), items.tolist())
+    torch.testing.assert_close(logged.counts, model.counts)
+    torch.testing.assert_close(logged.score_all(torch.tensor([0]))[0], torch.log1p(model.counts))
+
+
+def test_popularity_rejects_bad_interactions():
+    model = Popularity(3, 5)
+    with pytest.raises(ValueError, match=r"\[0, 5\)"):
+        model.fit([0, 1], [1, 5])
+    with pytest.raises(ValueError, match="same length"):
+        model.fit([0, 1], [1])
+    with pytest.raises(ValueError, match="integer"):
+        model.fit([0.0, 1.0], [1, 2])
+
+
+# --------------------------------------------------------------------------------------------
+# Each model learns a tiny task
+
+
+def _train(model, loss_fn, steps: int, lr: float) -> tuple[float, float]:
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    first = loss_fn().item()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        return first, loss_fn().item()
+
+
+def _rating_task() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(3)
+    n_users, n_items = 20, 15
+    p, q = torch.randn(n_users, 2, generator=gen), torch.randn(n_items, 2, generator=gen)
+    users = torch.arange(n_users).repeat_interleave(n_items)
+    items = torch.arange(n_items).repeat(n_users)
+    ratings = (3.0 + (p[users] * q[items]).sum(1)).clamp(1.0, 5.0)
+    return users, items, ratings
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: MF(20, 15, dim=4, y_range=(0.5, 5.5), init_std=0.1),
+        lambda: MF(20, 15, dim=4, init_std=0.1),
+        lambda: EmbeddingMLP(20, 15, dim=4, hidden=(16,), dropout=0.0, embed_dropout=0.0),
+    ],
+)
+def test_rating_models_learn(build):
+    torch.manual_seed(0)
+    users, items, ratings = _rating_task()
+    model = build()
+    first, last = _train(model, lambda: F.mse_loss(model(users, items), ratings), 60, 0.05)
+    assert last < 0.5 * first
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: GMF(20, 15, dim=8),
+        lambda: NCFMLP(20, 15, layers=(16, 8)),
+        lambda: NeuMF(20, 15, dim=8, layers=(16, 8)),
+    ],
+)
+def test_implicit_models_learn(build):
+    torch.manual_seed(0)
+    users, items, ratings = _rating_task()
+    labels = (ratings > 3.0).float()
+    model = build()
+    first, last = _train(
+        model, lambda: F.binary_cross_entropy_with_logits(model(users, items), labels), 60, 0.05
+    )
+    assert first == pytest.approx(np.log(2), abs=0.02)  # logits start near 0
+    assert last < 0.7 * first
