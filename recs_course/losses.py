@@ -1,0 +1,160 @@
+"""Loss functions of the course, all with one signature: ``loss(model, batch) -> scalar tensor``.
+
+A loss receives the model and one batch (a tuple of tensors already on the model's device) and
+returns the mean loss of the batch, ready for ``.backward()``. Taking the model rather than its
+scores lets a loss call what it needs: ``model(users, items)`` for pointwise losses,
+``model.pair_scores`` and ``model.regularization`` for BPR, ``model.masked_loss`` for AutoRec.
+
+- ``"mse"``: batch ``(users, items, ratings)``, mean of ``(model(users, items) - ratings)**2``;
+- ``"bce"``: batch ``(users, items, labels)``, binary cross-entropy on logits;
+- ``"bpr"``: batch ``(users, pos, neg)``, ``-logsigmoid(s_pos - s_neg)`` plus the model's
+  regularisation;
+- ``"masked_mse"``: batch ``(rows,)``, ``model.masked_loss(rows)`` (AutoRec).
+
+The numerically stable forms are used throughout: ``binary_cross_entropy_with_logits`` rather
+than ``sigmoid`` followed by ``log``, and ``logsigmoid`` rather than ``log(sigmoid(x))``, which
+returns ``-inf`` as soon as ``sigmoid(x)`` rounds to 0 (``x`` below about -104 in float32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["LossFn", "mse_loss", "bce_loss", "bpr_loss", "masked_mse_loss", "get_loss", "LOSSES"]
+
+LossFn = Callable[[nn.Module, Sequence[Tensor]], Tensor]
+"""The type of a loss: ``(model, batch) -> scalar tensor``."""
+
+
+def _unpack(batch: Sequence[Tensor], n: int, name: str, fields: str) -> tuple[Tensor, ...]:
+    if not isinstance(batch, (tuple, list)) or len(batch) != n:
+        got = f"{len(batch)} tensors" if isinstance(batch, (tuple, list)) else type(batch).__name__
+        raise ValueError(f"{name} expects a batch of {n} tensors ({fields}), got {got}")
+    return tuple(batch)
+
+
+def _full(t: Tensor) -> Tensor:
+    """Scores in at least float32: under mixed precision a model may return float16/bfloat16."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _check_same_shape(scores: Tensor, target: Tensor, name: str, what: str) -> None:
+    # A (B, 1) prediction against a (B,) target broadcasts to (B, B) and silently trains on
+    # the wrong loss: refuse it.
+    if scores.shape != target.shape:
+        raise ValueError(
+            f"{name}: the model returned scores of shape {tuple(scores.shape)} but the {what} have "
+            f"shape {tuple(target.shape)}; forward(users, items) must return shape (B,)"
+        )
+
+
+def mse_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
+    """Mean squared error of predicted ratings.
+
+    Args:
+        model: scores pairs with ``model(users (B,), items (B,)) -> (B,)``.
+        batch: ``(users (B,), items (B,), ratings (B,))``.
+
+    Returns:
+        The mean of ``(model(users, items) - ratings) ** 2``, a scalar tensor.
+    """
+    users, items, ratings = _unpack(batch, 3, "mse_loss", "users, items, ratings")
+    pred = _full(model(users, items))
+    _check_same_shape(pred, ratings, "mse_loss", "ratings")
+    return F.mse_loss(pred, ratings.to(pred.dtype))
+
+
+def bce_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
+    """Binary cross-entropy of implicit feedback, computed on logits.
+
+    Args:
+        model: returns logits ``model(users (B,), items (B,)) -> (B,)`` (no sigmoid inside).
+        batch: ``(users (B,), items (B,), labels (B,))`` with labels in {0, 1} (or in [0, 1]).
+
+    Returns:
+        ``mean(-y log sigmoid(s) - (1 - y) log(1 - sigmoid(s)))`` through
+        ``F.binary_cross_entropy_with_logits``, finite for any finite logit.
+    """
+    users, items, labels = _unpack(batch, 3, "bce_loss", "users, items, labels")
+    logits = _full(model(users, items))
+    _check_same_shape(logits, labels, "bce_loss", "labels")
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def bpr_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
+    """Bayesian personalised ranking: a user's positive item should outscore a negative one.
+
+    Args:
+        model: either provides ``pair_scores(users, pos, neg) -> (pos_scores (B,), neg_scores
+            (B,))`` (graph models propagate once for both) or is called twice as
+            ``model(users, items)``. If it has ``regularization(users, pos, neg) -> scalar``,
+            that term is added.
+        batch: ``(users (B,), pos_items (B,), neg_items (B,))``.
+
+    Returns:
+        ``mean(-logsigmoid(pos_scores - neg_scores)) + model.regularization(users, pos, neg)``.
+    """
+    users, pos, neg = _unpack(batch, 3, "bpr_loss", "users, positive items, negative items")
+    if hasattr(model, "pair_scores"):
+        pos_scores, neg_scores = model.pair_scores(users, pos, neg)
+    else:
+        pos_scores, neg_scores = model(users, pos), model(users, neg)
+    pos_scores, neg_scores = _full(pos_scores), _full(neg_scores)
+    _check_same_shape(pos_scores, neg_scores, "bpr_loss", "negative scores")
+    if pos_scores.shape != users.shape:
+        raise ValueError(
+            f"bpr_loss: scores have shape {tuple(pos_scores.shape)} for {tuple(users.shape)} "
+            "users; the model must return one score per (user, item) pair, shape (B,)"
+        )
+    loss = -F.logsigmoid(pos_scores - neg_scores).mean()
+    if hasattr(model, "regularization"):
+        loss = loss + model.regularization(users, pos, neg)
+    return loss
+
+
+def masked_mse_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
+    """Masked reconstruction error of an autoencoder (AutoRec), over observed ratings only.
+
+    Args:
+        model: provides ``masked_loss(rows (B,)) -> scalar``; the model holds the rating matrix
+            and knows which entries of each row are observed.
+        batch: ``(rows (B,),)``: indices of the rows (users or items) in the batch.
+    """
+    (rows,) = _unpack(batch, 1, "masked_mse_loss", "row indices")
+    if not hasattr(model, "masked_loss"):
+        raise ValueError(
+            f"masked_mse_loss needs a model with a masked_loss(rows) method (AutoRec); "
+            f"{type(model).__name__} has none"
+        )
+    return model.masked_loss(rows)
+
+
+LOSSES: dict[str, LossFn] = {
+    "mse": mse_loss,
+    "bce": bce_loss,
+    "bpr": bpr_loss,
+    "masked_mse": masked_mse_loss,
+}
+"""The losses by name, as accepted by :func:`get_loss`."""
+
+
+def get_loss(loss: str | LossFn) -> LossFn:
+    """Return the loss callable for a name (``"mse"``, ``"bce"``, ``"bpr"``, ``"masked_mse"``).
+
+    A callable is returned unchanged, so ``fit(..., loss=my_loss)`` works with any
+    ``(model, batch) -> scalar tensor`` function.
+    """
+    if callable(loss):
+        return loss
+    if isinstance(loss, str):
+        key = loss.lower().replace("-", "_")
+        if key in LOSSES:
+            return LOSSES[key]
+    raise ValueError(
+        f"unknown loss {loss!r}: use one of {sorted(LOSSES)} or a callable (model, batch) -> "
+        "scalar tensor"
+    )

@@ -1,0 +1,605 @@
+"""The course's training loop, its history, seeding and checkpoints.
+
+:func:`fit` is one loop for every model of the course: the model and the optimiser are built by
+the caller, the loss is a ``(model, batch) -> scalar`` callable (see :mod:`recs_course.losses`),
+and the data is any iterable of batches (tuples of tensors). For implicit feedback, pass a
+*callable* ``epoch -> iterable`` instead, so that fresh negatives are drawn every epoch::
+
+    def train_data(epoch):
+        users, items, labels = pointwise_instances(train, n_items, n_neg=4, generator=gen)
+        return Batches(users, items, labels, batch_size=1024, generator=gen)
+
+    history = fit(model, train_data, "bce", torch.optim.Adam(model.parameters(), lr=1e-3),
+                  epochs=20, evaluate=lambda m: evaluate_sampled(m, users, candidates),
+                  monitor="HR@10", patience=3)
+
+Each epoch trains on every batch, then calls ``evaluate(model)`` with the model in eval mode
+(dropout off) under ``torch.no_grad()``, records the results, keeps a copy of the best weights
+according to ``monitor`` and stops after ``patience`` epochs without improvement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import os
+import pickle
+import random
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .losses import LossFn, get_loss
+from .utils import get_device
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+__all__ = [
+    "fit",
+    "History",
+    "NonFiniteLossError",
+    "seed_everything",
+    "save_checkpoint",
+    "load_checkpoint",
+]
+
+TrainData = Iterable[Sequence[Tensor]] | Callable[[int], Iterable[Sequence[Tensor]]]
+_RESERVED = ("epoch", "loss", "lr", "time")
+_MIN_HINTS = ("loss", "rmse", "mse", "mae", "error")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; ``epoch`` and ``batch`` say where (1-based)."""
+
+    def __init__(self, message: str, epoch: int, batch: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.batch = batch
+
+
+@dataclass
+class History:
+    """What :func:`fit` recorded.
+
+    Attributes:
+        records: one dict per epoch with ``epoch`` (1-based), ``loss`` (mean training loss of the
+            epoch, weighted by batch size), the metrics returned by ``evaluate``, ``lr`` (the
+            rate of the epoch's last optimiser step, first parameter group) and ``time``
+            (seconds for training plus evaluation).
+        lrs: the learning rate of every optimiser step (first parameter group), for plots.
+        best_epoch: the epoch (1-based) with the best ``monitor`` value, ``None`` without monitor.
+        best: the record of that epoch, ``None`` without monitor.
+        stopped_early: whether ``patience`` ended the training before ``epochs``.
+        monitor, mode: the monitored key and ``"max"`` or ``"min"``.
+    """
+
+    records: list[dict[str, float]] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    best: dict[str, float] | None = None
+    stopped_early: bool = False
+    monitor: str | None = None
+    mode: str | None = None
+
+    @property
+    def epochs(self) -> int:
+        """The number of epochs run."""
+        return len(self.records)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The records as a DataFrame, one row per epoch."""
+        import pandas as pd
+
+        if not self.records:
+            return pd.DataFrame(columns=["epoch", "loss", "lr", "time"])
+        return pd.DataFrame.from_records(self.records)
+
+    def plot(self, metrics: Sequence[str] | None = None, ax: Axes | None = None) -> Axes:
+        """Plot the loss and metrics per epoch (see :func:`recs_course.plots.plot_history`)."""
+        from .plots import plot_history
+
+        return plot_history(self, metrics=metrics, ax=ax)
+
+
+# --------------------------------------------------------------------------- helpers shared
+def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    """``None``: where the model already is (its first parameter or buffer, else the CPU)."""
+    if device is None:
+        for tensor in model.parameters():
+            return tensor.device
+        for tensor in model.buffers():
+            return tensor.device
+        return torch.device("cpu")
+    return get_device(device)
+
+
+def _move_batch(batch: Any, device: torch.device) -> tuple[Any, ...]:
+    """A batch as a tuple with its tensors on ``device`` (a lone tensor becomes a 1-tuple)."""
+    if isinstance(batch, Tensor):
+        batch = (batch,)
+    if not isinstance(batch, (tuple, list)):
+        raise ValueError(
+            f"a batch must be a tuple of tensors, got {type(batch).__name__}; "
+            "recs_course.data.Batches yields the right thing"
+        )
+    return tuple(x.to(device, non_blocking=True) if isinstance(x, Tensor) else x for x in batch)
+
+
+def _epoch_batches(train_data: Any, epoch: int) -> Iterable[Any]:
+    """The batches of one epoch: ``train_data`` itself, or ``train_data(epoch)`` for a callable."""
+    if hasattr(train_data, "__iter__"):
+        return train_data
+    if callable(train_data):
+        return train_data(epoch)
+    raise ValueError(
+        f"train_data must be an iterable of batches or a callable epoch -> iterable, "
+        f"got {type(train_data).__name__}"
+    )
+
+
+def _batch_size(batch: tuple[Any, ...]) -> int:
+    for x in batch:
+        if isinstance(x, Tensor):
+            return int(x.shape[0]) if x.ndim else 1
+    return 1
+
+
+def _infer_mode(monitor: str) -> str:
+    name = monitor.lower()
+    return "min" if any(hint in name for hint in _MIN_HINTS) else "max"
+
+
+def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
+    if not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value > best + min_delta if mode == "max" else value < best - min_delta
+
+
+def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _progress_disabled(progress: bool) -> bool:
+    env = os.environ.get("RECS_COURSE_PROGRESS", "").strip().lower()
+    return not progress or env in ("0", "false", "no", "off")
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    """One bar over the epochs: a widget in notebooks, a terminal bar only on a TTY."""
+    disabled = _progress_disabled(progress)
+    if not disabled and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:  # no ipywidgets: avoid tqdm.auto's warning and its text bar in notebooks
+        from tqdm.std import tqdm
+    return tqdm(
+        total=total,
+        desc="fit",
+        unit="epoch",
+        leave=False,
+        dynamic_ncols=True,
+        # None: off when stderr is not a terminal (CI logs, book builds).
+        disable=True if disabled else None,
+    )
+
+
+def _read_losses(pending: list[tuple[int, float, Tensor, int]], epoch: int) -> tuple[float, int]:
+    """Read the pending batch losses back (one synchronisation), check them and empty the list.
+
+    ``pending`` holds ``(batch number, lr, loss tensor, batch size)``; returns the sum of
+    ``loss * size`` and the sum of sizes.
+    """
+    values = torch.stack([entry[2] for entry in pending]).float().cpu().tolist()
+    total, count = 0.0, 0
+    for (batch_no, lr, _, size), value in zip(pending, values, strict=True):
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"the loss is {value} in epoch {epoch}, batch {batch_no} (learning rate "
+                f"{lr:.3g}): lower the learning rate, clip the gradients (clip_grad=...), or "
+                "check the inputs (finite ratings and labels, indices in range)",
+                epoch=epoch,
+                batch=batch_no,
+            )
+        total += value * size
+        count += size
+    pending.clear()
+    return total, count
+
+
+def _run_evaluate(evaluate: Callable[[nn.Module], Mapping[str, float]], model: nn.Module) -> dict:
+    model.eval()  # dropout off, batch-norm statistics frozen
+    try:
+        with torch.no_grad():
+            out = evaluate(model)
+    finally:
+        model.train()
+    if not isinstance(out, Mapping):
+        raise ValueError(f"evaluate must return a dict of metric name -> number, got {out!r}")
+    metrics: dict[str, float] = {}
+    for key, value in out.items():
+        if key in _RESERVED:
+            raise ValueError(
+                f"evaluate returned the key {key!r}, which fit uses for its own column "
+                f"({', '.join(_RESERVED)}); rename it, e.g. 'val_{key}'"
+            )
+        try:
+            metrics[str(key)] = float(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metric {key!r} = {value!r} is not a number") from exc
+    return metrics
+
+
+# --------------------------------------------------------------------------- fit
+def fit(
+    model: nn.Module,
+    train_data: TrainData,
+    loss: str | LossFn,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    *,
+    scheduler: Any = None,
+    scheduler_step: str = "batch",
+    evaluate: Callable[[nn.Module], Mapping[str, float]] | None = None,
+    monitor: str | None = None,
+    mode: str | None = None,
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    restore_best: bool = True,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    clip_grad: float | None = None,
+    amp: bool = False,
+    log_every: int | None = None,
+) -> History:
+    """Train ``model`` for up to ``epochs`` epochs and return its :class:`History`.
+
+    Args:
+        model: an ``nn.Module``; the loss decides which of its methods are called.
+        train_data: an iterable of batches, each a tuple of tensors such as ``(users (B,),
+            items (B,), labels (B,))``, iterated once per epoch (a list, a ``Batches``, a
+            ``DataLoader``, not a one-shot generator); or a callable ``epoch -> iterable``
+            called with ``epoch = 0, 1, ..., epochs - 1``, which is how negatives are re-drawn
+            every epoch. Tensors are moved to the device with ``non_blocking=True``.
+        loss: a name of :func:`recs_course.losses.get_loss` or a callable ``(model, batch)``.
+        optimizer: built by the caller on ``model.parameters()``.
+        epochs: the maximum number of epochs.
+        scheduler: a learning-rate scheduler stepped after every optimiser step
+            (``scheduler_step="batch"``) or after every epoch (``"epoch"``).
+            ``ReduceLROnPlateau`` is always stepped once per epoch with the monitored value
+            (the training loss without ``monitor``).
+        evaluate: ``model -> dict[str, float]``, called after each epoch in eval mode under
+            ``torch.no_grad()``; its keys become columns of the history (they may not be
+            ``epoch``, ``loss``, ``lr``, ``time``).
+        monitor: the key that selects the best epoch: a key of ``evaluate``'s dict, or
+            ``"loss"`` for the training loss.
+        mode: ``"max"`` or ``"min"``; by default ``"min"`` when ``monitor`` contains "loss",
+            "rmse", "mse", "mae" or "error", else ``"max"``.
+        patience: stop after this many epochs without an improvement of the monitored value
+            larger than ``min_delta`` (needs ``monitor``).
+        restore_best: load the weights of the best epoch back at the end (a copy kept on the
+            CPU), so the model leaves ``fit`` as it was at ``history.best_epoch``.
+        device: ``None`` trains where the model already is; otherwise any value of
+            :func:`recs_course.utils.get_device` (``"auto"``, ``"cpu"``, ``"cuda"``), and the
+            model is moved there.
+        progress: show a progress bar over the epochs with the last metrics (a widget in
+            notebooks; in a terminal only when stderr is a TTY). ``RECS_COURSE_PROGRESS=0``
+            in the environment turns it off everywhere.
+        clip_grad: clip the gradients' global norm to this value before each step.
+        amp: mixed precision on CUDA (bfloat16 where supported, else float16 with a gradient
+            scaler); on other devices it has no effect and a warning says so.
+        log_every: read the loss back from the device every this many batches to check that
+            it is finite (default: every batch on the CPU, every 20 on accelerators, where each
+            read is a synchronisation).
+
+    Returns:
+        The :class:`History`. The model is left in the train/eval mode it came in.
+
+    Raises:
+        NonFiniteLossError: (a ``FloatingPointError``) the loss became NaN or infinite; the
+            message says in which epoch and batch. The weights are then probably not finite.
+        ValueError: inconsistent arguments, an epoch without batches, a ``monitor`` that
+            ``evaluate`` does not return.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if scheduler_step not in ("batch", "epoch"):
+        raise ValueError(f"scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
+    if patience is not None and (
+        isinstance(patience, bool) or not isinstance(patience, int) or patience < 1
+    ):
+        raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
+    if patience is not None and monitor is None:
+        raise ValueError("patience needs monitor=...: a key returned by evaluate, or 'loss'")
+    if monitor is not None and monitor != "loss" and evaluate is None:
+        raise ValueError(
+            f"monitor={monitor!r} needs evaluate=... returning it (only 'loss' works without)"
+        )
+    if mode is None:
+        mode = _infer_mode(monitor) if monitor is not None else None
+    elif mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    if not min_delta >= 0:
+        raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+    if clip_grad is not None and not clip_grad > 0:
+        raise ValueError(f"clip_grad must be positive or None, got {clip_grad}")
+    if log_every is not None and (not isinstance(log_every, int) or log_every < 1):
+        raise ValueError(f"log_every must be a positive integer or None, got {log_every!r}")
+    if hasattr(train_data, "__iter__"):
+        if iter(train_data) is train_data and epochs > 1:
+            raise ValueError(
+                "train_data is a one-shot iterator (e.g. a generator): it would be empty from "
+                "the second epoch on. Pass a list, a Batches object, or a callable epoch -> "
+                "iterable that builds the batches of each epoch"
+            )
+
+    loss_fn = get_loss(loss)
+    dev = _resolve_device(model, device)
+    model.to(dev)  # in place: an optimiser built on model.parameters() still holds them
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+    use_amp = bool(amp) and dev.type == "cuda"
+    if amp and not use_amp:
+        warnings.warn(
+            f"amp=True has no effect on {dev.type}: fit uses mixed precision on CUDA only",
+            UserWarning,
+            stacklevel=2,
+        )
+    amp_dtype = None
+    scaler = None
+    if use_amp:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if amp_dtype == torch.float16:
+            scaler = (
+                torch.amp.GradScaler("cuda")
+                if hasattr(torch.amp, "GradScaler")
+                else torch.cuda.amp.GradScaler()  # torch < 2.3
+            )
+    read_every = log_every or (1 if dev.type == "cpu" else 20)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    history = History(monitor=monitor, mode=mode)
+    best_value: float | None = None
+    best_state: dict[str, Tensor] | None = None
+    bad_epochs = 0
+    was_training = model.training
+    bar = _progress_bar(epochs, progress)
+    try:
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            model.train()
+            # (batch number, lr, loss on the device, batch size), read back every read_every
+            pending: list[tuple[int, float, Tensor, int]] = []
+            loss_sum, n_seen = 0.0, 0
+            lr = float(optimizer.param_groups[0]["lr"])
+
+            index = -1
+            for index, raw in enumerate(_epoch_batches(train_data, epoch)):
+                batch = _move_batch(raw, dev)
+                lr = float(optimizer.param_groups[0]["lr"])
+                optimizer.zero_grad(set_to_none=True)
+                ctx = (
+                    torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+                )
+                with ctx:
+                    value = loss_fn(model, batch)
+                if not isinstance(value, Tensor) or value.ndim != 0:
+                    raise ValueError(
+                        f"the loss must return a scalar tensor, got {type(value).__name__}"
+                        + (f" of shape {tuple(value.shape)}" if isinstance(value, Tensor) else "")
+                    )
+                if scaler is not None:
+                    scaler.scale(value).backward()
+                    if clip_grad is not None:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(params, clip_grad)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    value.backward()
+                    if clip_grad is not None:
+                        nn.utils.clip_grad_norm_(params, clip_grad)
+                    optimizer.step()
+                history.lrs.append(lr)
+                pending.append((index + 1, lr, value.detach(), _batch_size(batch)))
+                if scheduler is not None and not plateau and scheduler_step == "batch":
+                    scheduler.step()
+                if len(pending) >= read_every:
+                    total, count = _read_losses(pending, epoch + 1)
+                    loss_sum, n_seen = loss_sum + total, n_seen + count
+            if pending:
+                total, count = _read_losses(pending, epoch + 1)
+                loss_sum, n_seen = loss_sum + total, n_seen + count
+            if index < 0:
+                raise ValueError(
+                    f"train_data gave no batches in epoch {epoch + 1}"
+                    + (f" (train_data({epoch}) was empty)" if callable(train_data) else "")
+                )
+
+            record: dict[str, float] = {"epoch": epoch + 1, "loss": loss_sum / max(n_seen, 1)}
+            if evaluate is not None:
+                record.update(_run_evaluate(evaluate, model))
+            record["lr"] = lr
+            record["time"] = time.perf_counter() - start
+            history.records.append(record)
+
+            current = None
+            if monitor is not None:
+                if monitor not in record:
+                    available = [k for k in record if k not in ("epoch", "lr", "time")]
+                    raise ValueError(f"monitor={monitor!r} is not among {available}")
+                current = record[monitor]
+                if _improved(current, best_value, mode or "max", min_delta):
+                    best_value = current
+                    history.best_epoch = epoch + 1
+                    history.best = dict(record)
+                    bad_epochs = 0
+                    if restore_best:
+                        best_state = _cpu_state(model)
+                else:
+                    bad_epochs += 1
+
+            if plateau:
+                scheduler.step(current if current is not None else record["loss"])
+            elif scheduler is not None and scheduler_step == "epoch":
+                scheduler.step()
+
+            shown = {k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "lr", "time")}
+            bar.set_postfix(shown, refresh=False)
+            bar.update(1)
+            if patience is not None and bad_epochs >= patience:
+                history.stopped_early = epoch + 1 < epochs
+                break
+    finally:
+        bar.close()
+        model.train(was_training)
+
+    if restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+# --------------------------------------------------------------------------- seeding
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's ``random``, numpy's and torch's global generators (CUDA included).
+
+    It also asks cuDNN for deterministic kernels (``deterministic=True``, ``benchmark=False``),
+    which is cheap for the course's models. Together with a single thread count this makes two
+    runs of the same CPU training identical; GPU kernels may still differ in the last bits.
+
+    This is the only function of ``recs_course`` that touches global random state, and it does
+    so because the reader calls it. Library functions take a ``seed`` or a generator instead:
+    pass them the returned ``torch.Generator`` (seeded with ``seed``) for data sampling.
+
+    Returns:
+        A new CPU ``torch.Generator`` seeded with ``seed``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - the legacy global generator is what we reseed
+    torch.manual_seed(seed)  # seeds every CUDA device as well
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- checkpoints
+_PLAIN_TYPES = (type(None), bool, int, float, str)
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    if type(obj) in _PLAIN_TYPES or isinstance(obj, Tensor):
+        return
+    if type(obj) in (list, tuple):
+        for i, item in enumerate(obj):
+            _check_plain(item, f"{where}[{i}]")
+        return
+    if type(obj) is dict:
+        for key, item in obj.items():
+            if type(key) not in (str, int):
+                raise ValueError(f"{where} has a key {key!r}: only str and int keys can be stored")
+            _check_plain(item, f"{where}[{key!r}]")
+        return
+    raise ValueError(
+        f"{where} is a {type(obj).__name__}: a checkpoint holds only numbers, strings, None, "
+        "lists, tuples, dicts and tensors (use torch.as_tensor for arrays, .item() or float() "
+        "for numpy scalars, and plain data for objects), so that it loads with weights_only=True"
+    )
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    **extra: Any,
+) -> Path:
+    """Save ``{"model": state_dict, "optimizer": state_dict, **extra}`` atomically.
+
+    The file is written to a temporary file in the same folder and renamed over ``path``
+    (``os.replace``), so an interrupted save never leaves a truncated checkpoint. The parent
+    folder is created if needed.
+
+    Args:
+        path: the file to write (``.pt`` by convention).
+        model: its ``state_dict()`` is stored under ``"model"``.
+        optimizer: its ``state_dict()``, if given, under ``"optimizer"``.
+        **extra: plain data to store beside them (epoch, history records, config): numbers,
+            strings, None, lists, tuples, dicts and tensors only, which is what
+            ``torch.load(weights_only=True)`` can read back without unpickling code.
+
+    Returns:
+        The path written.
+    """
+    _check_plain(extra, "extra")
+    payload: dict[str, Any] = {"model": model.state_dict()}
+    if optimizer is not None:
+        payload["optimizer"] = optimizer.state_dict()
+    payload.update(extra)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    map_location: str | torch.device = "cpu",
+    strict: bool = True,
+) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and ``optimizer``).
+
+    The file is read with ``torch.load(weights_only=True)``, which rebuilds tensors and plain
+    data but refuses to unpickle arbitrary objects: loading a checkpoint cannot run code.
+
+    Args:
+        path: the checkpoint file.
+        model: receives the stored weights (``load_state_dict(strict=strict)``); tensors are
+            copied onto the model's own device whatever ``map_location`` is.
+        optimizer: receives the stored optimiser state, if given.
+        map_location: where the stored tensors are loaded first (the CPU by default).
+
+    Returns:
+        The extra entries stored with the weights (everything but ``"model"`` and
+        ``"optimizer"``).
+    """
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{path} holds objects that weights_only loading refuses to unpickle (they could run "
+            "code): it was not written by save_checkpoint. Only if you trust its source, read "
+            "it with torch.load(path, weights_only=False)"
+        ) from exc
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise ValueError(f"{path} is not a checkpoint of save_checkpoint (no 'model' entry)")
+    model.load_state_dict(checkpoint["model"], strict=strict)
+    if optimizer is not None:
+        if "optimizer" not in checkpoint:
+            raise ValueError(f"{path} holds no optimizer state: save it with optimizer=...")
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    return {k: v for k, v in checkpoint.items() if k not in ("model", "optimizer")}
