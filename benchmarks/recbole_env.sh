@@ -10,12 +10,15 @@
 # the newer stack):
 #   * torch==2.13.0   the CPU wheel on local disk; never ask for a bare
 #                     `torch`, which pulls several GB of CUDA packages.
-#   * numpy<2         RecBole uses np.float / np.int-era idioms and pickles.
-#   * pandas<3        RecBole's atomic-file reader relies on pandas 1/2 APIs.
-#   * scipy<1.12      RecBole builds interaction matrices with sparse APIs
-#                     (e.g. `.A`) removed in later SciPy releases.
-#   * setuptools<81   tensorboard (imported by RecBole's trainer) still
-#                     imports pkg_resources.
+#   * scipy<1.12      LightGCN/NGCF build their graph with
+#                     scipy.sparse.dok_matrix._update, gone from SciPy 1.12.
+#   * numpy<2         SciPy 1.11 wheels are built against NumPy 1.x.
+#   * pandas<3        RecBole fills NaNs with chained `df[col].fillna(...,
+#                     inplace=True)`, a silent no-op under pandas 3's
+#                     copy-on-write.
+#   * setuptools>=77.0.3,<81  torch 2.13 needs >=77.0.3; <81 keeps
+#                     pkg_resources (removed in 81) for older tensorboard
+#                     releases.  Nothing installed here imports it today.
 #   * recbole --no-deps: its metadata pins ray (only its quick-start/tuning
 #     helpers import it) and exact old colorlog/colorama; we install the real
 #     run-time dependencies by hand and leave ray out.  recbole_run.py
@@ -37,15 +40,17 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 
-# Build tooling first, then torch alone so nothing else can pull a CUDA build.
-"${PIP[@]}" "setuptools<81" wheel
-"${PIP[@]}" "torch==2.13.0"
+# torch alone first, so nothing else can pull a CUDA build.  The setuptools pin goes
+# into every install: torch 2.13 needs setuptools>=77.0.3 and, asked alone, pip would
+# replace the venv's setuptools 65 by the newest release (84 at the time of writing).
+SETUPTOOLS="setuptools>=77.0.3,<81"
+"${PIP[@]}" "$SETUPTOOLS" wheel "torch==2.13.0"
 
 # RecBole's real run-time dependencies (everything in its metadata but ray),
 # with torch held at the version just installed.
-"${PIP[@]}" "torch==2.13.0" \
+"${PIP[@]}" "$SETUPTOOLS" "torch==2.13.0" \
     "numpy<2" "pandas<3" "scipy<1.12" \
-    "scikit-learn<1.6" "tqdm" "pyyaml" \
+    "scikit-learn" "tqdm" "pyyaml" \
     "colorlog==4.7.2" "colorama==0.4.4" \
     "tensorboard" "texttable" "tabulate" "psutil" "thop" "plotly"
 "${PIP[@]}" --no-deps "recbole==1.2.1"
@@ -53,10 +58,11 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 "$VENV/bin/python" - <<'EOF'
 import os
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-import numpy, pandas, scipy, torch
+import numpy, pandas, scipy, setuptools, torch
 import recbole
 from recbole.config import Config  # noqa: F401  (checks the import chain)
 from recbole.trainer import Trainer  # noqa: F401
 print(f"recbole {recbole.__version__}  torch {torch.__version__}  numpy {numpy.__version__}"
-      f"  pandas {pandas.__version__}  scipy {scipy.__version__}")
+      f"  pandas {pandas.__version__}  scipy {scipy.__version__}"
+      f"  setuptools {setuptools.__version__}")
 EOF

@@ -1,0 +1,70 @@
+"""The course's data layer: MovieLens loading, encoding, splits, sampling and batching.
+
+One schema everywhere: a ratings ``DataFrame`` with ``user_id`` (int64), ``item_id`` (int64),
+``rating`` (float32) and ``timestamp`` (int64, seconds). Loaders return raw ids;
+:class:`IdEncoder` maps them to contiguous 0-based indices, fitted on training data only.
+
+Typical use::
+
+    from recs_course.data import (load_movielens, leave_one_out, IdEncoder,
+                                  pointwise_instances, ranking_candidates, Batches)
+
+    ml = load_movielens("ml-100k")
+    train, test = leave_one_out(ml.ratings)
+    enc = IdEncoder().fit(train)
+    train, test = enc.transform(train), enc.transform(test, unknown="drop")
+    users, items, labels = pointwise_instances(train, enc.n_items, n_neg=4, generator=g)
+    for u, i, y in Batches(users, items, labels, batch_size=256, generator=g): ...
+    eval_users, candidates = ranking_candidates(train, test, enc.n_items, n_neg=99, seed=0)
+"""
+
+from .batches import Batches
+from .encoding import IdEncoder
+from .movielens import (
+    REGISTRY,
+    Archive,
+    DatasetNotAvailable,
+    MovieLens,
+    cache_dir,
+    load_movielens,
+)
+from .sampling import (
+    NegativeSampler,
+    pairwise_instances,
+    pointwise_instances,
+    ranking_candidates,
+    sample_negatives,
+)
+from .sparse import interaction_matrix
+from .splits import (
+    chronological_split,
+    leave_one_out,
+    random_split,
+    stratified_split,
+    to_implicit,
+)
+from .synthetic import subsample_users, synthetic_ratings
+
+__all__ = [
+    "Archive",
+    "Batches",
+    "DatasetNotAvailable",
+    "IdEncoder",
+    "MovieLens",
+    "NegativeSampler",
+    "REGISTRY",
+    "cache_dir",
+    "chronological_split",
+    "interaction_matrix",
+    "leave_one_out",
+    "load_movielens",
+    "pairwise_instances",
+    "pointwise_instances",
+    "random_split",
+    "ranking_candidates",
+    "sample_negatives",
+    "stratified_split",
+    "subsample_users",
+    "synthetic_ratings",
+    "to_implicit",
+]

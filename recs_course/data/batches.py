@@ -1,0 +1,92 @@
+"""Mini-batches of aligned tensors, without a per-sample ``Dataset``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ._common import torch_generator
+
+__all__ = ["Batches"]
+
+
+class Batches:
+    """Iterate over aligned tensors in mini-batches.
+
+    ``Batches(users, items, labels, batch_size=1024)`` yields tuples
+    ``(users[idx], items[idx], labels[idx])`` of ``batch_size`` rows (the last one may be
+    shorter). With ``shuffle=True`` each pass draws one ``randperm`` and gathers each batch
+    with one index-select per tensor; without shuffling batches are slices (views). This is
+    the fast replacement for a ``Dataset`` that builds tensors one sample at a time.
+
+    Args:
+        *tensors: tensors (or arrays, converted with ``torch.as_tensor``) with the same first
+            dimension ``N``.
+        batch_size: rows per batch, a positive integer.
+        shuffle: a new random order at every pass.
+        generator: ``torch.Generator`` or int seed for the order; ``None`` uses torch's default
+            generator. An int seed makes every pass draw from one generator created here, so
+            passes differ but the sequence of passes is reproducible.
+        drop_last: skip the final incomplete batch.
+        device: move each batch there (``.to(device)``); ``None`` leaves tensors where they are.
+    """
+
+    def __init__(
+        self,
+        *tensors,
+        batch_size: int,
+        shuffle: bool = True,
+        generator: torch.Generator | int | None = None,
+        drop_last: bool = False,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if not tensors:
+            raise ValueError("Batches needs at least one tensor")
+        self.tensors = tuple(torch.as_tensor(t) for t in tensors)
+        lengths = [t.shape[0] if t.dim() else None for t in self.tensors]
+        if None in lengths:
+            raise ValueError("Batches needs tensors with at least one dimension, got a scalar")
+        if len(set(lengths)) != 1:
+            raise ValueError(
+                f"all tensors must have the same length (first dimension), got {lengths}"
+            )
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.n = int(lengths[0])
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.generator = torch_generator(generator)
+        self.drop_last = bool(drop_last)
+        self.device = None if device is None else torch.device(device)
+
+    def __len__(self) -> int:
+        """Number of batches per pass."""
+        if self.drop_last:
+            return self.n // self.batch_size
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        stop = len(self) * self.batch_size if self.drop_last else self.n
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else None
+        for start in range(0, stop, self.batch_size):
+            end = min(start + self.batch_size, self.n)
+            if order is None:
+                batch = tuple(t[start:end] for t in self.tensors)
+            else:
+                idx = order[start:end]
+                batch = tuple(t.index_select(0, idx.to(t.device)) for t in self.tensors)
+            if self.device is not None:
+                batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+            yield batch
+
+    def __repr__(self) -> str:
+        return (
+            f"Batches(n={self.n}, batch_size={self.batch_size}, batches={len(self)}, "
+            f"shuffle={self.shuffle})"
+        )

@@ -1,0 +1,164 @@
+"""Train/test splits without leakage, and explicit -> implicit feedback.
+
+Every split returns ``(train, test)``: new frames with fresh ``RangeIndex``es, rows in their
+original relative order, the input untouched. Nothing is encoded here: split the raw ratings,
+then fit an ``IdEncoder`` on ``train`` only.
+
+Per-user splits (``per_user=True``, :func:`stratified_split`) give each user
+``n_test = round(test_size * n)`` test ratings out of their ``n``, but at least one and at most
+``n - 1`` when ``n >= 2``; a user with a single rating stays in ``train`` only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ._common import check_frame, check_test_size, numpy_rng
+
+__all__ = [
+    "random_split",
+    "chronological_split",
+    "leave_one_out",
+    "stratified_split",
+    "to_implicit",
+]
+
+
+def _split(r: pd.DataFrame, test_mask: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train = r.iloc[np.flatnonzero(~test_mask)].reset_index(drop=True)
+    test = r.iloc[np.flatnonzero(test_mask)].reset_index(drop=True)
+    return train, test
+
+
+def _global_n_test(n: int, test_size: float) -> int:
+    if n < 2:
+        raise ValueError(f"cannot split {n} rating(s) into a train and a test set: need at least 2")
+    return int(min(max(round(test_size * n), 1), n - 1))
+
+
+def _per_user_tail_mask(
+    user: np.ndarray, keys: tuple[np.ndarray, ...], n_test: np.ndarray | None, test_size: float
+) -> np.ndarray:
+    """Mark, for each user, the last ``n_test`` of their rows when sorted by ``keys``.
+
+    ``keys`` are sort keys from least to most significant (as for ``np.lexsort``), the user
+    being added as the most significant. ``n_test=None`` applies the per-user rule of the
+    module docstring; otherwise it gives the count per user group (in sorted-user order).
+    """
+    order = np.lexsort((*keys, user))
+    su = user[order]
+    starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]]) if len(su) else np.zeros(0, int)
+    sizes = np.diff(np.r_[starts, len(su)])
+    if n_test is None:
+        n_test = np.clip(
+            np.floor(test_size * sizes + 0.5).astype(np.int64), np.minimum(1, sizes - 1), sizes - 1
+        )
+    rank = np.arange(len(su)) - np.repeat(starts, sizes)
+    mask_sorted = rank >= np.repeat(sizes - n_test, sizes)
+    mask = np.empty(len(su), dtype=bool)
+    mask[order] = mask_sorted
+    return mask
+
+
+def random_split(
+    r: pd.DataFrame, test_size: float = 0.2, seed: int | np.random.Generator = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A uniformly random ``test_size`` fraction of the rows (at least one, at most n-1) as test.
+
+    Users or items may end up in ``test`` only: handle them with
+    ``IdEncoder.transform(test, unknown="drop")``.
+    """
+    check_frame(r, ["user_id", "item_id"])
+    test_size = check_test_size(test_size)
+    n_test = _global_n_test(len(r), test_size)
+    mask = np.zeros(len(r), dtype=bool)
+    mask[numpy_rng(seed).permutation(len(r))[:n_test]] = True
+    return _split(r, mask)
+
+
+def chronological_split(
+    r: pd.DataFrame, test_size: float = 0.2, per_user: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split by time: the future is the test set.
+
+    ``per_user=False``: the latest ``test_size`` fraction of all ratings (by ``timestamp``;
+    equal timestamps keep their row order) is the test set, so every test rating is at least as
+    recent as every training rating. ``per_user=True``: each user's latest ratings, counted by
+    the per-user rule (module docstring), ties broken by the larger ``item_id``.
+    """
+    check_frame(r, ["user_id", "item_id", "timestamp"])
+    test_size = check_test_size(test_size)
+    ts = r["timestamp"].to_numpy()
+    pos = np.arange(len(r))
+    if not per_user:
+        n_test = _global_n_test(len(r), test_size)
+        order = np.lexsort((pos, ts))
+        mask = np.zeros(len(r), dtype=bool)
+        mask[order[len(r) - n_test :]] = True
+        return _split(r, mask)
+    if len(r) == 0:
+        raise ValueError("cannot split an empty ratings frame")
+    mask = _per_user_tail_mask(
+        r["user_id"].to_numpy(), (pos, r["item_id"].to_numpy(), ts), None, test_size
+    )
+    return _split(r, mask)
+
+
+def leave_one_out(r: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out each user's latest rating (the NCF protocol).
+
+    The latest is the largest ``timestamp``; among ratings with the same timestamp the one with
+    the larger ``item_id`` (then the later row) is taken, so the choice never depends on row
+    order for (user, item)-unique data. Users with a single rating keep it in ``train`` and
+    have no test rating.
+
+    Returns:
+        ``(train, test)`` with at most one test row per user.
+    """
+    check_frame(r, ["user_id", "item_id", "timestamp"])
+    if len(r) == 0:
+        raise ValueError("cannot split an empty ratings frame")
+    user = r["user_id"].to_numpy()
+    keys = (np.arange(len(r)), r["item_id"].to_numpy(), r["timestamp"].to_numpy())
+    order = np.lexsort((*keys, user))
+    su = user[order]
+    last = np.r_[su[1:] != su[:-1], True]
+    first = np.r_[True, su[1:] != su[:-1]]
+    mask = np.zeros(len(r), dtype=bool)
+    mask[order[last & ~first]] = True
+    return _split(r, mask)
+
+
+def stratified_split(
+    r: pd.DataFrame, test_size: float = 0.2, seed: int | np.random.Generator = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A random ``test_size`` fraction of each user's ratings as test.
+
+    Every user with at least two ratings has at least one rating in each part (counts by the
+    per-user rule in the module docstring); users with one rating stay in ``train``.
+    """
+    check_frame(r, ["user_id", "item_id"])
+    test_size = check_test_size(test_size)
+    if len(r) == 0:
+        raise ValueError("cannot split an empty ratings frame")
+    noise = numpy_rng(seed).random(len(r))
+    mask = _per_user_tail_mask(r["user_id"].to_numpy(), (noise,), None, test_size)
+    return _split(r, mask)
+
+
+def to_implicit(r: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+    """Explicit ratings -> implicit feedback.
+
+    Keeps the rows with ``rating >= threshold`` (all rows when ``threshold`` is ``None``) and
+    sets their ``rating`` to ``1.0`` (float32). Returns a new frame with a fresh index.
+    """
+    check_frame(r, ["user_id", "item_id", "rating"])
+    if threshold is None:
+        out = r.copy()
+    else:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
+            raise ValueError(f"threshold must be a number or None, got {threshold!r}")
+        out = r.loc[r["rating"].to_numpy() >= threshold].copy()
+    out["rating"] = np.ones(len(out), dtype=np.float32)
+    return out.reset_index(drop=True)
