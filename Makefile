@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint unit book bench clean
+.PHONY: setup test lint unit chapters book bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,20 @@ setup: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check recs_course tests benchmarks
 
-unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+# Chapters, the book and the browser run with no progress bars and the course's thread count.
+export RECS_COURSE_PROGRESS = 0
+NBVAL_QUICK := RECS_COURSE_QUICK=1
 
-test: lint unit
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not notebooks and not browser" -n 2 --durations=5
+
+# Every chapter on shrunk data: papermill with QUICK=True (figures read back and checked),
+# then nbval on the paired notebooks in quick mode.
+chapters: $(STAMP)
+	$(BIN)/python -m pytest -q -m notebooks -n 2 --durations=0 tests/test_chapters.py
+	$(NBVAL_QUICK) $(BIN)/python -m pytest -q -n 2 --nbval-lax -p no:randomly book/
+
+test: lint unit chapters
 
 book: $(STAMP)
 	set -eo pipefail; $(BIN)/jupyter-book build . -W --keep-going

@@ -1,8 +1,8 @@
 """Companion package of the course "Neural recommender systems in PyTorch".
 
 Importing the package is fast and has no side effects: the submodules (``data``, ``models``,
-``losses``, ``metrics``, ``evaluation``, ``training``, ``schedules``, ``plots``, ``utils``) are
-imported on first use, so ``import recs_course`` does not even import torch.
+``losses``, ``metrics``, ``evaluation``, ``training``, ``schedules``, ``plots``, ``utils``,
+``notebook``) are imported on first use, so ``import recs_course`` does not even import torch.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ _SUBMODULES = (
     "schedules",
     "plots",
     "utils",
+    "notebook",
 )
 
 __all__ = ["__version__", *_SUBMODULES]
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
         losses,
         metrics,
         models,
+        notebook,
         plots,
         schedules,
         training,

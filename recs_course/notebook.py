@@ -1,0 +1,138 @@
+"""Helpers for the book's chapters: set-up, quick mode and recording key figures.
+
+Every chapter starts with a ``parameters`` cell (for papermill) and then::
+
+    from recs_course.notebook import quick_mode, setup, record
+    QUICK = QUICK or quick_mode()          # RECS_COURSE_QUICK=1 shrinks every chapter
+    device = setup(DEVICE, SEED)           # seeds, thread count, device, in one line
+
+and ends by recording the figures it reports, e.g. ``record("rmse_mf", rmse)``. A recorded
+value is stored in the executed notebook in the format of ``myst_nb.glue`` (so the book can
+paste it into the text with ``{glue:}``) without displaying anything, and the tests read it back
+with :func:`read_records`. This module imports neither torch nor myst_nb at import time.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["QUICK_ENV", "RECORD_PREFIX", "quick_mode", "setup", "record", "read_records"]
+
+QUICK_ENV = "RECS_COURSE_QUICK"
+# The mime prefix myst_nb.glue uses for values it stores without showing them.
+RECORD_PREFIX = "application/papermill.record/"
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def quick_mode() -> bool:
+    """``True`` when the environment variable ``RECS_COURSE_QUICK`` asks for quick runs.
+
+    Quick mode shrinks a chapter (fewer users, fewer epochs) so that the whole book builds in a
+    few minutes; the chapter's claims are checked on the shrunk data too.
+    """
+    value = os.environ.get(QUICK_ENV, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{QUICK_ENV}={value!r} is not understood: use 1 (quick) or 0 (full)")
+
+
+def setup(device: Any = "auto", seed: int = 0, threads: int | None = None, verbose: bool = True):
+    """Seed every RNG, set torch's thread count and pick the device; return the device.
+
+    Args:
+        device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ...
+        seed: passed to :func:`recs_course.training.seed_everything`.
+        threads: torch's intra-op threads on the CPU (``None``: the course default, see
+            :func:`recs_course.utils.default_threads`).
+        verbose: print one line saying what was chosen.
+    """
+    from .training import seed_everything
+    from .utils import get_device, set_threads
+
+    dev = get_device(device)
+    n = set_threads(threads)
+    seed_everything(seed)
+    if verbose:
+        print(f"device: {dev}, torch threads: {n}, seed: {seed}")
+    return dev
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy/torch scalars and arrays into plain Python values (JSON-able)."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()  # numpy arrays/scalars, torch tensors
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value
+    raise TypeError(
+        f"record() stores numbers, strings, booleans and lists/dicts of them, got "
+        f"{type(value).__name__}: convert it first (e.g. float(x))"
+    )
+
+
+def record(name: str, value: Any) -> Any:
+    """Store ``value`` under ``name`` in the notebook's output, without showing it.
+
+    The output has the format of ``myst_nb.glue(name, value, display=False)``: the book can
+    insert it with ``{glue:}`name```, and the tests read it back with :func:`read_records`.
+    Returns ``value`` unchanged, so ``x = record("x", compute())`` works.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"record names must be identifiers such as 'rmse_mf', got {name!r}")
+    plain = _plain(value)
+    if isinstance(plain, float) and not math.isfinite(plain):
+        raise ValueError(f"record({name!r}, ...) got a non-finite number: {plain}")
+    # text/plain only: a notebook's schema allows non-string data only under JSON mime types,
+    # and the repr of plain values reads back exactly with ast.literal_eval.
+    bundle = {RECORD_PREFIX + "text/plain": repr(plain)}
+    metadata = {"scrapbook": {"name": name, "mime_prefix": RECORD_PREFIX}}
+    try:
+        from IPython.display import display
+    except ImportError:  # plain Python: nothing to attach the value to
+        return value
+    display(bundle, raw=True, metadata=metadata)
+    return value
+
+
+def read_records(notebook: Any) -> dict[str, Any]:
+    """Read the values recorded with :func:`record` (or ``myst_nb.glue``) from a notebook.
+
+    Args:
+        notebook: a path to an executed ``.ipynb``, or the notebook as a dict / NotebookNode.
+    """
+    if isinstance(notebook, (str, Path)):
+        with open(notebook, encoding="utf-8") as f:
+            notebook = json.load(f)
+    records: dict[str, Any] = {}
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get("scrapbook")
+            if not meta or out.get("output_type") not in ("display_data", "execute_result"):
+                continue
+            prefix = meta.get("mime_prefix", "")
+            data = out.get("data", {})
+            if prefix + "text/plain" in data:
+                text = data[prefix + "text/plain"]
+                text = "".join(text) if isinstance(text, list) else text
+                try:
+                    records[meta["name"]] = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    records[meta["name"]] = text
+    return records

@@ -1,0 +1,149 @@
+"""The book's chapters: structure, pairing, and execution on shrunk data.
+
+Static checks (fast) run with the unit tests. The ``notebooks`` tests execute each chapter's
+paired ``.ipynb`` with papermill, injecting ``QUICK = True`` into its ``parameters`` cell (the
+chapter then shrinks itself: fewer users, fewer epochs, and still asserts its claims), and read
+back the figures the chapter recorded with ``recs_course.notebook.record``. Each chapter's
+expected ranges live in ``tests/chapters/<chapter>.json``::
+
+    {"records": {"rmse_mf_bias": [0.8, 1.05], "hr10_neumf": [0.3, 1.0]}}
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+from recs_course.notebook import read_records
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+EXPECT = Path(__file__).resolve().parent / "chapters"
+CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.md"))
+IDS = [p.stem for p in CHAPTERS]
+REQUIRED_PARAMETERS = {"DATASET", "SAMPLE_USERS", "EPOCHS", "DEVICE", "SEED", "QUICK"}
+
+
+def _toc_files(entries) -> list[str]:
+    files = []
+    for entry in entries or []:
+        if "file" in entry:
+            files.append(entry["file"])
+        files += _toc_files(entry.get("sections"))
+        for part in entry.get("parts", []) or []:
+            files += _toc_files(part.get("chapters"))
+    return files
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []) or []:
+        files += _toc_files(part.get("chapters"))
+    files += _toc_files(toc.get("chapters"))
+    return files
+
+
+def code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_toc_lists_every_chapter_and_only_existing_files():
+    listed = toc_files()
+    for f in listed:
+        assert (ROOT / f).with_suffix(".md").exists(), f"_toc.yml lists {f}, which does not exist"
+    for md in CHAPTERS:
+        assert md.relative_to(ROOT).with_suffix("").as_posix() in listed, (
+            f"{md.name} is not in _toc.yml"
+        )
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_paired_notebook_is_in_sync_and_stripped(md):
+    ipynb = md.with_suffix(".ipynb")
+    assert ipynb.exists(), f"run: jupytext --to ipynb {md.relative_to(ROOT)}"
+    want = jupytext.read(md)
+    have = nbformat.read(ipynb, as_version=4)
+    assert [(c.cell_type, c.source) for c in want.cells] == [
+        (c.cell_type, c.source) for c in have.cells
+    ], f"{ipynb.name} differs from {md.name}: run jupytext --to ipynb --update {md.name}"
+    for c in code_cells(have):
+        assert c.get("outputs", []) == [] and c.get("execution_count") is None, (
+            f"{ipynb.name} has outputs: strip them (jupytext --to ipynb writes none)"
+        )
+    assert have.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_chapter_structure(md):
+    nb = jupytext.read(md)
+    cells = code_cells(nb)
+    # 1. The guarded Colab install cell comes first and is hidden in the book.
+    first = cells[0]
+    assert "remove-cell" in first.metadata.get("tags", []), "first code cell: tag remove-cell"
+    assert "google.colab" in first.source and "pip" in first.source
+    # 2. Exactly one parameters cell with the course's parameter names.
+    params = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "one code cell tagged `parameters`"
+    names = {
+        t.id
+        for node in ast.parse(params[0].source).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    assert REQUIRED_PARAMETERS <= names, f"missing parameters {REQUIRED_PARAMETERS - names}"
+    # 3. Exercises with solutions hidden in the book but executed.
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "{exercise}" in text or "{exercise-start}" in text
+    assert "{solution-start}" in text and "{solution-end}" in text
+    # 4. It records figures, and the tests know what to expect of them.
+    assert any("record(" in c.source for c in cells)
+    assert (EXPECT / f"{md.stem}.json").exists(), f"write tests/chapters/{md.stem}.json"
+    # 5. No hard-coded device.
+    assert not any(".cuda()" in c.source for c in cells)
+
+
+def _check_outputs(nb, name: str) -> None:
+    for cell in code_cells(nb):
+        for out in cell.get("outputs", []):
+            assert out.output_type != "error", f"{name}: error output in\n{cell.source}"
+            if out.output_type == "stream" and out.name == "stderr":
+                assert "Warning" not in out.text, f"{name}: warning printed:\n{out.text}"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_chapter_runs_on_shrunk_data(md, tmp_path, monkeypatch):
+    import papermill
+
+    monkeypatch.setenv("RECS_COURSE_PROGRESS", "0")
+    monkeypatch.setenv("PYTHONWARNINGS", "default")
+    monkeypatch.delenv("RECS_COURSE_QUICK", raising=False)
+    out = tmp_path / md.with_suffix(".ipynb").name
+    papermill.execute_notebook(
+        str(md.with_suffix(".ipynb")),
+        str(out),
+        parameters={"QUICK": True},
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+        execution_timeout=600,
+    )
+    nb = nbformat.read(out, as_version=4)
+    _check_outputs(nb, md.name)
+    records = read_records(out)
+    expect = json.loads((EXPECT / f"{md.stem}.json").read_text())["records"]
+    assert expect, "expect at least one recorded figure"
+    for name, (lo, hi) in expect.items():
+        assert name in records, f"{md.name} did not record {name!r} (has {sorted(records)})"
+        value = records[name]
+        assert isinstance(value, (int, float)) and math.isfinite(value), (name, value)
+        assert lo <= value <= hi, f"{md.name}: {name} = {value}, expected in [{lo}, {hi}]"

@@ -1,0 +1,99 @@
+"""`recs_course.notebook`: quick mode, set-up, recording figures and reading them back."""
+
+import json
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from nbclient import NotebookClient
+
+from recs_course import notebook as rn
+
+
+def test_quick_mode_reads_the_environment(monkeypatch):
+    monkeypatch.delenv(rn.QUICK_ENV, raising=False)
+    assert rn.quick_mode() is False
+    for v in ("1", "true", "YES", " on "):
+        monkeypatch.setenv(rn.QUICK_ENV, v)
+        assert rn.quick_mode() is True
+    for v in ("0", "false", "", "off"):
+        monkeypatch.setenv(rn.QUICK_ENV, v)
+        assert rn.quick_mode() is False
+    monkeypatch.setenv(rn.QUICK_ENV, "maybe")
+    with pytest.raises(ValueError, match="RECS_COURSE_QUICK"):
+        rn.quick_mode()
+
+
+def test_setup_seeds_and_returns_device(capsys):
+    old = torch.get_num_threads()
+    try:
+        dev = rn.setup("cpu", seed=3, threads=1)
+        a = torch.rand(3)
+        rn.setup("cpu", seed=3, threads=1, verbose=False)
+        b = torch.rand(3)
+    finally:
+        torch.set_num_threads(old)
+    assert dev == torch.device("cpu")
+    assert torch.equal(a, b)
+    assert "device: cpu" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="thread"):
+        rn.setup("cpu", threads=0)
+
+
+def test_record_rejects_bad_names_and_values():
+    with pytest.raises(ValueError, match="identifier"):
+        rn.record("not a name", 1.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        rn.record("x", float("nan"))
+    with pytest.raises(TypeError, match="record"):
+        rn.record("x", object())
+
+
+def test_record_converts_numpy_and_torch_values():
+    assert rn._plain(np.float32(0.5)) == 0.5
+    assert rn._plain(torch.tensor([1, 2])) == [1, 2]
+    assert rn._plain({"a": np.arange(2)}) == {"a": [0, 1]}
+    assert rn.record("x", 2.5) == 2.5  # returned unchanged (no IPython display outside a kernel)
+
+
+def test_records_round_trip_through_a_kernel(tmp_path):
+    """Executed in a real kernel, values come back from the notebook file, as myst_nb reads them."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import numpy as np\nfrom recs_course.notebook import record\n"
+            "record('rmse', np.float64(0.91))\nrecord('curve', [0.1, 0.2])\n"
+            "record('label', 'NeuMF')\nrecord('flags', {'ok': True})"
+        )
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    path = tmp_path / "run.ipynb"
+    nbformat.write(nb, path)
+    got = rn.read_records(path)
+    assert got == {"rmse": 0.91, "curve": [0.1, 0.2], "label": "NeuMF", "flags": {"ok": True}}
+    # The outputs carry myst_nb.glue's metadata, so {glue:} works in the book.
+    outs = [o for o in nb.cells[0].outputs if o.output_type == "display_data"]
+    assert len(outs) == 4
+    assert all(o.metadata["scrapbook"]["mime_prefix"] == rn.RECORD_PREFIX for o in outs)
+    # Nothing visible: every mime type is behind the glue prefix.
+    assert all(k.startswith(rn.RECORD_PREFIX) for o in outs for k in o.data)
+
+
+def test_read_records_falls_back_to_text(tmp_path):
+    """Values glued by myst_nb itself (text/plain only) are read with literal_eval."""
+    cell = {
+        "cell_type": "code",
+        "outputs": [
+            {
+                "output_type": "display_data",
+                "metadata": {"scrapbook": {"name": "hr", "mime_prefix": rn.RECORD_PREFIX}},
+                "data": {rn.RECORD_PREFIX + "text/plain": "0.65"},
+            },
+            {"output_type": "stream", "name": "stdout", "text": "hello"},
+        ],
+    }
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": [cell, {"cell_type": "markdown", "source": ""}]}))
+    assert rn.read_records(path) == {"hr": 0.65}
