@@ -1,6 +1,7 @@
 # One-command entry points. Each target does its own set-up in a local virtual environment.
-#   make test   -- lint + unit tests (+ chapters on shrunk data once they exist)
+#   make test   -- lint + unit tests + chapters on shrunk data + quick book build + browser check
 #   make book   -- build the whole book, every chapter executed on the full ml-100k on CPU
+#   make book-quick / make browser -- the last two steps of `make test` on their own
 #   make bench  -- benchmarks (not part of the tests)
 
 SHELL := /bin/bash
@@ -12,7 +13,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint unit chapters book bench clean
+.PHONY: setup chromium test lint unit chapters book book-quick browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,10 +25,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) chromium
+
+# The browser test drives Debian's chromium (never a downloaded browser build).
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "$(CHROMIUM) is missing: install Debian's chromium package as root" >&2; exit 1; fi; \
+	$$SUDO apt-get update -q && \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 
 lint: $(STAMP)
-	$(BIN)/ruff check recs_course tests benchmarks
+	$(BIN)/ruff check recs_course tests benchmarks book/_ext
 
 # Chapters, the book and the browser run with no progress bars and the course's thread count.
 export RECS_COURSE_PROGRESS = 0
@@ -42,10 +53,30 @@ chapters: $(STAMP)
 	$(BIN)/python -m pytest -q -m notebooks -n 2 --durations=0 tests/test_chapters.py
 	$(NBVAL_QUICK) $(BIN)/python -m pytest -q -n 2 --nbval-lax -p no:randomly book/
 
-test: lint unit chapters
+test: lint unit chapters book-quick browser
 
+# The book: Sphinx warnings are errors (-W), every problem is listed (--keep-going), and a
+# chapter that fails fails the build (execute.raise_on_error in _config.yml). Executed chapters
+# are cached in _build/.jupyter_cache: a rebuild with no change takes seconds, and the cache is
+# emptied when recs_course changes (book/_ext/course_book.py). The log is kept in _build/.
 book: $(STAMP)
-	set -eo pipefail; $(BIN)/jupyter-book build . -W --keep-going
+	mkdir -p _build
+	set -eo pipefail; RECS_COURSE_QUICK=0 $(BIN)/jupyter-book build . -W --keep-going 2>&1 \
+		| tee _build/book.log
+
+# Quick build for the tests: every chapter shrinks itself (RECS_COURSE_QUICK=1) and is executed
+# afresh (no cache), in a separate output folder so it never mixes with the full book.
+QUICK_OUT := _build/quick
+QUICK_HTML := $(QUICK_OUT)/_build/html
+book-quick: $(STAMP)
+	mkdir -p $(QUICK_OUT)
+	set -eo pipefail; RECS_COURSE_QUICK=1 $(BIN)/jupyter-book build . --path-output $(QUICK_OUT) \
+		--all -W --keep-going 2>&1 | tee $(QUICK_OUT)/book.log
+
+# Every page of the quick build in headless chromium; screenshots land in _build/screenshots.
+browser: $(STAMP) chromium
+	RECS_COURSE_REQUIRE_BOOK=1 RECS_COURSE_BOOK_HTML=$(QUICK_HTML) CHROMIUM=$(CHROMIUM) \
+		$(BIN)/python -m pytest -q -m browser tests/test_book.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sampling.py
