@@ -81,6 +81,10 @@ browser: $(STAMP) chromium
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sampling.py
 	$(BIN)/python benchmarks/bench_evaluation.py
+	# the peers (scikit-surprise, RecBole) in their own environments, then the side-by-side run
+	bash benchmarks/surprise_env.sh
+	bash benchmarks/recbole_env.sh
+	$(BIN)/python benchmarks/peers.py
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
