@@ -72,7 +72,7 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def _as_index(x, name: str) -> Tensor:
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+    t = torch.as_tensor(np.array(x) if not isinstance(x, Tensor) else x)  # copy: may be read-only
     if t.numel() and (t.dtype == torch.bool or t.is_floating_point() or t.is_complex()):
         raise ValueError(f"{name} must hold integer indices, got dtype {t.dtype}")
     return t.detach().to(torch.long)
@@ -138,7 +138,7 @@ def evaluate_ratings(
     batch_size = _check_batch_size(batch_size)
     dev = _resolve_device(model, device)
     u, i = _as_index(users, "users"), _as_index(items, "items")
-    r = torch.as_tensor(np.asarray(ratings) if not isinstance(ratings, Tensor) else ratings)
+    r = torch.as_tensor(np.array(ratings) if not isinstance(ratings, Tensor) else ratings)
     if u.dim() != 1 or u.shape != i.shape or u.shape != r.shape:
         raise ValueError(
             "users, items and ratings must be 1-D of the same length, got shapes "

@@ -85,8 +85,9 @@ RANKING_METRICS: tuple[str, ...] = (*TOPK_METRICS, *FULL_METRICS)
 
 # --------------------------------------------------------------------------- rating metrics
 def _as_float64_pair(pred, target) -> tuple[Tensor, Tensor]:
-    p = torch.as_tensor(np.asarray(pred) if not isinstance(pred, Tensor) else pred)
-    t = torch.as_tensor(np.asarray(target) if not isinstance(target, Tensor) else target)
+    # np.array copies: a pandas column's array is read-only and torch would warn about it
+    p = torch.as_tensor(np.array(pred) if not isinstance(pred, Tensor) else pred)
+    t = torch.as_tensor(np.array(target) if not isinstance(target, Tensor) else target)
     if p.shape != t.shape:
         raise ValueError(
             f"pred and target must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}"

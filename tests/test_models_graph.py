@@ -242,3 +242,58 @@ def test_graph_models_learn_with_bpr(build):
     # users rank their own community's items higher on average
     assert table[:6, :7].mean() > table[:6, 7:].mean()
     assert table[6:, 7:].mean() > table[6:, :7].mean()
+
+
+@pytest.mark.parametrize("cls", [LightGCN, NGCF])
+def test_fast_symmetric_propagation_has_the_gradients_of_sparse_mm(cls):
+    users, items, adjacency = _graph(seed=3)
+    torch.manual_seed(0)
+    kwargs = {"node_dropout": 0.0, "message_dropout": 0.0} if cls is NGCF else {}
+    model = cls(8, 10, adjacency, dim=4, **kwargs)
+    assert model._symmetric
+    fast = model.propagate()
+    (fast[0].pow(2).sum() + fast[1].sum()).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model._symmetric = False  # force torch.sparse.mm
+    slow = model.propagate()
+    (slow[0].pow(2).sum() + slow[1].sum()).backward()
+    torch.testing.assert_close(fast, slow)
+    for fast_grad, param in zip(grads, model.parameters(), strict=True):
+        torch.testing.assert_close(fast_grad, param.grad)
+
+
+def test_an_asymmetric_adjacency_keeps_exact_gradients():
+    users, items, adjacency = _graph(seed=4)
+    dense = adjacency.to_dense()
+    dense[3, 12] = 0.7  # an entry without its mirror (12, 3): A^T != A
+    model = LightGCN(8, 10, dense.to_sparse(), dim=3, n_layers=2)
+    assert not model._symmetric
+    user_emb, item_emb = model.propagate()
+    ego = model.ego_embeddings()
+    e1 = dense @ ego
+    e2 = dense @ e1
+    expected = (ego + e1 + e2) / 3
+    torch.testing.assert_close(torch.cat([user_emb, item_emb]), expected)
+    user_emb.sum().backward()
+    # d/dE0 of sum(users' rows of (E0 + A E0 + A^2 E0) / 3) needs A^T, not A
+    seed_rows = torch.zeros(18, 3)
+    seed_rows[:8] = 1.0
+    expected_grad = (seed_rows + dense.T @ seed_rows + dense.T @ dense.T @ seed_rows) / 3
+    torch.testing.assert_close(model.user_embedding.weight.grad, expected_grad[:8])
+    torch.testing.assert_close(model.item_embedding.weight.grad, expected_grad[8:])
+
+
+def test_read_only_index_arrays_are_accepted_without_a_warning():
+    users, items = USERS.copy(), ITEMS.copy()
+    users.flags.writeable = False
+    items.flags.writeable = False
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        adjacency = normalized_adjacency(users, items, N_USERS, N_ITEMS)
+        # training on a model built from it emits no CSR "beta" warning either
+        model = LightGCN(N_USERS, N_ITEMS, adjacency, dim=2)
+        model.propagate()[0].sum().backward()
+    np.testing.assert_allclose(adjacency.to_dense().numpy(), _dense_reference(), rtol=1e-6)

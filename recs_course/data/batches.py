@@ -44,7 +44,10 @@ class Batches:
     ) -> None:
         if not tensors:
             raise ValueError("Batches needs at least one tensor")
-        self.tensors = tuple(torch.as_tensor(t) for t in tensors)
+        # arrays are copied: a pandas column's array is read-only and torch would warn about it
+        self.tensors = tuple(
+            t if isinstance(t, torch.Tensor) else torch.as_tensor(np.array(t)) for t in tensors
+        )
         lengths = [t.shape[0] if t.dim() else None for t in self.tensors]
         if None in lengths:
             raise ValueError("Batches needs tensors with at least one dimension, got a scalar")

@@ -21,6 +21,8 @@ def as_index_tensor(name: str, values: object, upper: int) -> Tensor:
         array = np.asarray(values)
         if array.size == 0:
             array = array.astype(np.int64)
+        if not array.flags.writeable:  # e.g. a pandas column: torch would warn about it
+            array = array.copy()
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool:
         raise ValueError(f"{name} must hold integer indices, got dtype {tensor.dtype}")

@@ -8,6 +8,7 @@ interactions before loading its weights.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -145,6 +146,36 @@ def _drop_edges(adjacency: Tensor, p: float) -> Tensor:
     )
 
 
+def _is_symmetric(matrix: Tensor) -> bool:
+    """Whether a coalesced sparse COO matrix equals its transpose (checked once, at build time)."""
+    transpose = matrix.t().coalesce()
+    return bool(
+        torch.equal(matrix.indices(), transpose.indices())
+        and torch.equal(matrix.values(), transpose.values())
+    )
+
+
+class _SymmetricSparseMM(torch.autograd.Function):
+    """``A @ X`` for a symmetric sparse ``A`` with CSR kernels; the gradient is ``A @ dX``.
+
+    ``torch.sparse.mm`` on a COO matrix transposes and re-sorts it in every backward pass; for
+    the symmetric normalised adjacency ``A^T = A``, so one CSR copy (made from the coalesced COO
+    matrix at almost no cost) serves both directions, several times faster on the CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, adjacency: Tensor, dense: Tensor) -> Tensor:  # type: ignore[override]
+        with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+            warnings.simplefilter("ignore", UserWarning)
+            csr = adjacency.to_sparse_csr()
+        ctx.csr = csr
+        return csr @ dense
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # type: ignore[override]
+        return None, ctx.csr @ grad
+
+
 class GraphRecommender(Recommender):
     """Shared machinery of the graph models: ego embeddings, propagation, pair scoring.
 
@@ -161,6 +192,7 @@ class GraphRecommender(Recommender):
         self.register_buffer(
             "adjacency", _as_adjacency(adjacency, self.n_users + self.n_items), persistent=False
         )
+        self._symmetric = _is_symmetric(self.adjacency)
         self.user_embedding = nn.Embedding(self.n_users, self.dim)
         self.item_embedding = nn.Embedding(self.n_items, self.dim)
 
@@ -171,6 +203,22 @@ class GraphRecommender(Recommender):
         """Build the model on ``normalized_adjacency(users, items, n_users, n_items)``."""
         adjacency = normalized_adjacency(users, items, n_users, n_items)
         return cls(n_users, n_items, adjacency, **kwargs)
+
+    def spmm(self, adjacency: Tensor, dense: Tensor) -> Tensor:
+        """``adjacency @ dense`` (``(N, N)`` sparse times ``(N, D)``), differentiable in ``dense``.
+
+        Uses CSR kernels with ``A`` itself as the transpose when the model's adjacency is
+        symmetric (as :func:`normalized_adjacency` is) and ``adjacency`` is that buffer, on the
+        CPU or CUDA; otherwise ``torch.sparse.mm``.
+        """
+        if (
+            self._symmetric
+            and adjacency is self.adjacency
+            and dense.device.type in ("cpu", "cuda")
+            and dense.dtype == adjacency.dtype
+        ):
+            return _SymmetricSparseMM.apply(adjacency, dense)
+        return torch.sparse.mm(adjacency, dense)
 
     def ego_embeddings(self) -> Tensor:
         """Layer-0 embeddings of all nodes, users first: ``(N, dim)``."""
@@ -290,7 +338,7 @@ class NGCF(GraphRecommender):
         ego = self.ego_embeddings()
         outputs = [ego]
         for sum_layer, product_layer in zip(self.sum_layers, self.product_layers, strict=True):
-            side = torch.sparse.mm(adjacency, ego)  # L E
+            side = self.spmm(adjacency, ego)  # L E
             ego = F.leaky_relu(
                 sum_layer(side + ego) + product_layer(side * ego), self.negative_slope
             )
@@ -339,7 +387,7 @@ class LightGCN(GraphRecommender):
         layer = self.ego_embeddings()
         total = layer
         for _ in range(self.n_layers):
-            layer = torch.sparse.mm(self.adjacency, layer)
+            layer = self.spmm(self.adjacency, layer)
             total = total + layer
         final = total / (self.n_layers + 1)
         return final[: self.n_users], final[self.n_users :]
