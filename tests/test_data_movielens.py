@@ -256,7 +256,7 @@ def test_stale_parsed_cache_is_ignored_when_the_registry_changes(
 
 
 @needs_mirror
-def test_no_network_falls_back_to_the_mirror_quickly(cache, monkeypatch):
+def test_no_network_falls_back_to_the_mirror_quickly(cache, monkeypatch, capfd):
     spec = REGISTRY["ml-100k"]
     monkeypatch.setitem(
         REGISTRY, "ml-100k", Archive(closed_port_url(), spec.size, spec.sha256, spec.files)
@@ -267,6 +267,8 @@ def test_no_network_falls_back_to_the_mirror_quickly(cache, monkeypatch):
     assert ml.source == "mirror"
     assert len(ml.ratings) == 100_000 and ml.ratings["user_id"].nunique() == 943
     check_schema(ml)
+    # Silent: no pooch "Downloading data from ..." line in a chapter's output.
+    assert "Downloading" not in capfd.readouterr().err
 
 
 def test_no_network_and_no_mirror_says_what_to_do(cache, monkeypatch, no_mirror):

@@ -40,6 +40,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -633,6 +634,11 @@ def _download(name: str, spec: Archive, cache: Path) -> tuple[Path | None, str]:
     import requests
 
     downloader = pooch.HTTPDownloader(progressbar=spec.size > 20_000_000, timeout=DOWNLOAD_TIMEOUT)
+    # pooch logs "Downloading data from ..." at INFO on stderr, which would show in every
+    # chapter whose first load falls back to the offline mirror: keep it quiet for this call.
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
         path = pooch.retrieve(
             spec.url,
@@ -649,6 +655,8 @@ def _download(name: str, spec: Archive, cache: Path) -> tuple[Path | None, str]:
         ) from exc
     except (requests.exceptions.RequestException, OSError) as exc:
         return None, f"download from {spec.url} failed ({type(exc).__name__}: {exc})"
+    finally:
+        logger.setLevel(level)
     return Path(path), ""
 
 
