@@ -141,7 +141,8 @@ RB = _recbole_spec()
 # Explicit ratings. MF and the embedding MLP: AdamW with decoupled weight decay and a one-cycle
 # schedule (fastai's recipe for collaborative filtering); AutoRec: the paper's I-AutoRec (500
 # sigmoid units, identity output) with Adam and an L2 penalty. Fixed epochs: the 80/20 split
-# has no validation set, and the test set must not choose the epoch.
+# has no validation set, and the test set must not choose the epoch. The values (weight decay,
+# epochs) were picked on a 10 % validation part of the 80 % training set, seed 1.
 EXPLICIT = {
     "MF (biases)": {
         "model": lambda u, i, train: MF(u, i, dim=50, biases=True, y_range=(0.5, 5.5)),
@@ -164,8 +165,8 @@ EXPLICIT = {
     "AutoRec (item)": {
         "model": lambda u, i, train: AutoRec(u, i, train, hidden=500, y_range=(1.0, 5.0)),
         "lr": 1e-3,
-        "weight_decay": 1e-4,
-        "epochs": 60,
+        "weight_decay": 1e-3,
+        "epochs": 15,
         "batch_size": 64,
         "one_cycle": False,
     },
@@ -1308,6 +1309,11 @@ def main(args) -> int:
         if "scaling" in args.only:
             now["scaling"] = {"results": run_scaling(args)}
         elapsed = time.perf_counter() - started
+    # re-read: another run may have written other sections meanwhile
+    if json_path.exists():
+        latest = json.loads(json_path.read_text())
+        if latest.get("quick") == args.quick:
+            report = latest
     for section, value in now.items():
         value.update(command=command, created=created)
         report[section] = rounded(value)
