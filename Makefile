@@ -81,6 +81,8 @@ browser: $(STAMP) chromium
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sampling.py
 	$(BIN)/python benchmarks/bench_evaluation.py
+	$(BIN)/python benchmarks/bench_neumf_epoch.py
+	$(BIN)/python benchmarks/quality.py
 	# the peers (scikit-surprise, RecBole) in their own environments, then the side-by-side run
 	bash benchmarks/surprise_env.sh
 	bash benchmarks/recbole_env.sh

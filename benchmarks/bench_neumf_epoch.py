@@ -1,0 +1,287 @@
+"""Benchmark: one NeuMF training epoch on ml-100k, the seeds' data pipeline versus the course's.
+
+Side by side in one run, on the full MovieLens-100K (leave-one-out training set, 4 negatives
+per positive, NeuMF with 32-dimensional GMF embeddings and the (64, 32, 16, 8) tower, Adam,
+BCE with logits), every pipeline trained by the same ``recs_course.training.fit`` so that only
+the data side differs:
+
+(i)   seed-style: negatives drawn with a Python loop over the ratings (one ``randrange`` and a
+      set lookup per draw, as the seeds do), a ``torch.utils.data.Dataset`` whose
+      ``__getitem__`` builds three tensors per sample, the default collate and
+      ``DataLoader(batch_size=256, shuffle=True)``;
+(ii)  the course: ``pointwise_instances`` (vectorised, exact) and ``Batches`` at batch 256;
+(iii) the course at its default batch size (2048, learning rate scaled up).
+
+An epoch is timed from the drawing of its negatives to its last optimiser step. A fourth
+line times the model steps alone (batches prepared beforehand) at batch 256: the floor of any
+pipeline. Finally NeuMF is trained for the same number of epochs at batch 256 and at the
+default batch and HR@10 / NDCG@10 on the leave-one-out test items (100 sampled negatives)
+are compared (mean of two seeds), to show that the large batch costs no accuracy.
+
+Run:  python benchmarks/bench_neumf_epoch.py [--threads 1] [--repeats 3]
+Writes benchmarks/results/neumf_epoch.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from recs_course.data import (
+    Batches,
+    IdEncoder,
+    NegativeSampler,
+    leave_one_out,
+    load_movielens,
+    pointwise_instances,
+    ranking_candidates,
+)
+from recs_course.evaluation import evaluate_sampled
+from recs_course.models import NeuMF
+from recs_course.training import fit, seed_everything
+
+SEED_BATCH, SEED_LR = 256, 1e-3  # the seeds' NeuMF settings
+COURSE_BATCH, COURSE_LR = 2048, 3e-3  # the course's default for NeuMF
+N_NEG = 4
+
+
+class SeedStyleDataset(Dataset):
+    """The seeds' dataset: Python lists in, three tensors built per sample."""
+
+    def __init__(self, users: list[int], items: list[int], labels: list[float]):
+        self.users, self.items, self.labels = users, items, labels
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitem__(self, idx):
+        return (
+            torch.tensor(self.users[idx], dtype=torch.long),
+            torch.tensor(self.items[idx], dtype=torch.long),
+            torch.tensor(self.labels[idx], dtype=torch.float),
+        )
+
+
+def seed_style_loader(users, items, user_set, n_items: int, rng: random.Random) -> DataLoader:
+    """One epoch of the seeds' pipeline: a loop per rating, a set lookup per negative."""
+    out_u, out_i, out_y = [], [], []
+    for u, i in zip(users, items, strict=True):
+        out_u.append(u)
+        out_i.append(i)
+        out_y.append(1.0)
+        seen = user_set[u]
+        for _ in range(N_NEG):
+            j = rng.randrange(n_items)
+            while j in seen:
+                j = rng.randrange(n_items)
+            out_u.append(u)
+            out_i.append(j)
+            out_y.append(0.0)
+    return DataLoader(SeedStyleDataset(out_u, out_i, out_y), batch_size=SEED_BATCH, shuffle=True)
+
+
+def one_epoch(model: NeuMF, data, lr: float) -> float:
+    """Seconds for one epoch of ``fit`` on ``data`` (an iterable, or a callable epoch -> iterable)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    start = time.perf_counter()
+    fit(model, data, "bce", optimizer, epochs=1, progress=False)
+    return time.perf_counter() - start
+
+
+def median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs of each pipeline")
+    parser.add_argument(
+        "--quality-epochs", type=int, default=6, help="epochs of the HR@10 comparison"
+    )
+    parser.add_argument(
+        "--quality-seeds", type=int, default=2, help="seeds averaged in the HR@10 comparison"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results" / "neumf_epoch.json",
+    )
+    args = parser.parse_args(argv)
+    if min(args.threads, args.repeats, args.quality_epochs, args.quality_seeds) < 1:
+        parser.error("--threads, --repeats, --quality-epochs and --quality-seeds must be >= 1")
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, threads = {torch.get_num_threads()}")
+
+    ml = load_movielens("ml-100k")
+    enc = IdEncoder().fit(ml.ratings)  # the catalogue: every test item has an index
+    train, test = (enc.transform(x) for x in leave_one_out(ml.ratings))
+    n_users, n_items = enc.n_users, enc.n_items
+    users = train["user_id"].tolist()
+    items = train["item_id"].tolist()
+    user_set = defaultdict(set)
+    for u, i in zip(users, items, strict=True):  # built once, outside the timed epochs
+        user_set[u].add(i)
+    sampler = NegativeSampler.from_ratings(train, n_items, n_users=n_users)
+    n_instances = len(train) * (1 + N_NEG)
+    print(f"ml-100k: {len(train)} training ratings -> {n_instances} instances an epoch")
+
+    def course_data(batch_size: int, g: torch.Generator):
+        def data(epoch: int) -> Batches:
+            u, i, y = pointwise_instances(train, n_items, N_NEG, generator=g, positives=sampler)
+            return Batches(u, i, y, batch_size=batch_size, generator=g)
+
+        return data
+
+    times: dict[str, list[float]] = {"seed_256": [], "course_256": [], "course_default": []}
+    steps_only: list[float] = []
+    rng = random.Random(0)
+    for rep in range(args.repeats):  # interleaved, so load changes hit every pipeline alike
+        g = seed_everything(rep)
+        times["seed_256"].append(
+            one_epoch(
+                NeuMF(n_users, n_items),
+                lambda epoch: seed_style_loader(users, items, user_set, n_items, rng),
+                SEED_LR,
+            )
+        )
+        times["course_256"].append(
+            one_epoch(NeuMF(n_users, n_items), course_data(SEED_BATCH, g), SEED_LR)
+        )
+        times["course_default"].append(
+            one_epoch(NeuMF(n_users, n_items), course_data(COURSE_BATCH, g), COURSE_LR)
+        )
+        batches = list(
+            Batches(
+                *pointwise_instances(train, n_items, N_NEG, generator=g, positives=sampler),
+                batch_size=SEED_BATCH,
+                generator=g,
+            )
+        )
+        steps_only.append(one_epoch(NeuMF(n_users, n_items), batches, SEED_LR))
+        print(
+            f"  repeat {rep + 1}: seed {times['seed_256'][-1]:.2f} s, course@256 "
+            f"{times['course_256'][-1]:.2f} s, course@{COURSE_BATCH} "
+            f"{times['course_default'][-1]:.2f} s, steps only@256 {steps_only[-1]:.2f} s",
+            flush=True,
+        )
+    med = {k: median(v) for k, v in times.items()}
+    med_steps = median(steps_only)
+    n_batches_256 = -(-n_instances // SEED_BATCH)
+    ratio_256 = med["seed_256"] / med["course_256"]
+    ratio_default = med["seed_256"] / med["course_default"]
+
+    # Same number of epochs at both batch sizes: accuracy on the leave-one-out test items.
+    test_users, candidates = ranking_candidates(train, test, n_items, n_neg=100, seed=0)
+    quality = {}
+    for name, batch_size, lr in (
+        ("batch_256", SEED_BATCH, SEED_LR),
+        (f"batch_{COURSE_BATCH}", COURSE_BATCH, COURSE_LR),
+    ):
+        runs = []
+        for seed in range(args.quality_seeds):
+            g = seed_everything(seed)
+            model = NeuMF(n_users, n_items)
+            start = time.perf_counter()
+            fit(
+                model,
+                course_data(batch_size, g),
+                "bce",
+                torch.optim.Adam(model.parameters(), lr=lr),
+                epochs=args.quality_epochs,
+                progress=False,
+            )
+            seconds = time.perf_counter() - start
+            metrics = evaluate_sampled(model, test_users, candidates, ks=(10,))
+            runs.append({"seed": seed, "train_s": seconds, **metrics})
+        quality[name] = {
+            "batch_size": batch_size,
+            "lr": lr,
+            "train_s": median([r["train_s"] for r in runs]),
+            "HR@10": statistics.fmean(r["HR@10"] for r in runs),
+            "NDCG@10": statistics.fmean(r["NDCG@10"] for r in runs),
+            "runs": runs,
+        }
+    q_small, q_large = quality["batch_256"], quality[f"batch_{COURSE_BATCH}"]
+    # HR@10 is a count of users over the same users: compare counts, not float means.
+    n_test = len(test_users)
+    no_loss = round(q_large["HR@10"] * n_test) >= round(q_small["HR@10"] * n_test)
+
+    print(f"\none epoch, median of {args.repeats} (threads = {torch.get_num_threads()}):")
+    print(f"  seed-style Dataset/DataLoader @256 : {med['seed_256']:7.2f} s   (baseline)")
+    print(
+        f"  course pipeline @256               : {med['course_256']:7.2f} s   "
+        f"{ratio_256:5.1f}x faster (aim >= 5x)"
+    )
+    print(
+        f"  course pipeline @{COURSE_BATCH} (lr {COURSE_LR:g})   : {med['course_default']:7.2f} s   "
+        f"{ratio_default:5.1f}x faster (aim >= 20x)"
+    )
+    print(
+        f"  model steps alone @256             : {med_steps:7.2f} s   "
+        f"({med_steps / n_batches_256 * 1e3:.2f} ms a batch)"
+    )
+    print(
+        f"after {args.quality_epochs} epochs, mean of {args.quality_seeds} seeds "
+        "(leave-one-out test, 100 sampled negatives):"
+    )
+    for name, q in quality.items():
+        print(
+            f"  {name:11} lr {q['lr']:g}: HR@10 {q['HR@10']:.4f}, NDCG@10 {q['NDCG@10']:.4f} "
+            f"({q['train_s']:.1f} s)"
+        )
+    print(f"  HR@10 at batch {COURSE_BATCH} not lower than at 256: {'PASS' if no_loss else 'FAIL'}")
+
+    result = {
+        "benchmark": "one NeuMF training epoch on ml-100k: seed-style DataLoader vs the course",
+        "command": " ".join(
+            ["python benchmarks/bench_neumf_epoch.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
+        "threads": torch.get_num_threads(),
+        "repeats": args.repeats,
+        "n_train_ratings": len(train),
+        "n_instances": n_instances,
+        "n_neg": N_NEG,
+        "model": "NeuMF(dim=32, layers=(64, 32, 16, 8), dropout=0), Adam, BCE with logits",
+        "median_epoch_s": {**med, "model_steps_only_256": med_steps},
+        "all_epoch_s": {**times, "model_steps_only_256": steps_only},
+        "step_ms_per_batch_256": med_steps / n_batches_256 * 1e3,
+        "speedup_at_256": ratio_256,
+        "speedup_at_default": ratio_default,
+        "default_batch_size": COURSE_BATCH,
+        "default_lr": COURSE_LR,
+        "targets": {
+            "speedup_at_256_ge_5": ratio_256 >= 5,
+            "speedup_at_default_ge_20": ratio_default >= 20,
+            "hr10_default_not_lower": no_loss,
+        },
+        "quality_epochs": args.quality_epochs,
+        "quality_seeds": args.quality_seeds,
+        "quality": quality,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs",
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, args.output)
+    print(f"wrote {args.output}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
