@@ -48,10 +48,11 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not notebooks and not browser" -n 2 --durations=5
 
 # Every chapter on shrunk data: papermill with QUICK=True (figures read back and checked),
-# then nbval on the paired notebooks in quick mode.
+# then nbval on the paired notebooks in quick mode (--dist loadfile: a notebook's cells share one
+# kernel, so they must all run on the same xdist worker).
 chapters: $(STAMP)
 	$(BIN)/python -m pytest -q -m notebooks -n 2 --durations=0 tests/test_chapters.py
-	$(NBVAL_QUICK) $(BIN)/python -m pytest -q -n 2 --nbval-lax -p no:randomly book/
+	$(NBVAL_QUICK) $(BIN)/python -m pytest -q -n 2 --dist loadfile --nbval-lax -p no:randomly book/
 
 test: lint unit chapters book-quick browser
 
