@@ -1,14 +1,17 @@
 """Benchmark: one NeuMF training epoch on ml-100k, the seeds' data pipeline versus the course's.
 
 Side by side in one run, on the full MovieLens-100K (leave-one-out training set, 4 negatives
-per positive, NeuMF with 32-dimensional GMF embeddings and the (64, 32, 16, 8) tower, Adam,
+per positive, NeuMF with 32-dimensional GMF embeddings and the (64, 32, 16, 8) tower, Adam (fused),
 BCE with logits), every pipeline trained by the same ``recs_course.training.fit`` so that only
 the data side differs:
 
-(i)   seed-style: negatives drawn with a Python loop over the ratings (one ``randrange`` and a
-      set lookup per draw, as the seeds do), a ``torch.utils.data.Dataset`` whose
-      ``__getitem__`` builds three tensors per sample, the default collate and
-      ``DataLoader(batch_size=256, shuffle=True)``;
+(0)   seed 004's NeuMF pipeline as written (``get_train_instance``): a pandas merge that copies
+      each user's negative-item list onto every rating, ``random.sample`` per rating, an
+      ``itertuples`` loop, a ``Dataset`` that builds three tensors per sample and
+      ``DataLoader(batch_size=256, shuffle=True, num_workers=2)``: the issue's baseline;
+(i)   a leaner seed-style pipeline: negatives drawn with a Python loop over the ratings (one
+      ``randrange`` and a set lookup per draw), the same ``Dataset`` and
+      ``DataLoader(batch_size=256, shuffle=True)`` without workers (a stricter baseline);
 (ii)  the course: ``pointwise_instances`` (vectorised, exact) and ``Batches`` at batch 256;
 (iii) the course at its default batch size (2048, learning rate scaled up).
 
@@ -35,6 +38,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -91,9 +95,42 @@ def seed_style_loader(users, items, user_set, n_items: int, rng: random.Random) 
     return DataLoader(SeedStyleDataset(out_u, out_i, out_y), batch_size=SEED_BATCH, shuffle=True)
 
 
+def seed_faithful_loader(train_ratings, negatives, rng: random.Random) -> DataLoader:
+    """One epoch built as seed 004's NeuMF ``get_train_instance`` does, step for step.
+
+    A pandas merge that copies each user's set of negative items onto every rating,
+    ``random.sample`` of 4 of them per rating (from a list: Python 3.11's ``random.sample`` no
+    longer takes a set, the one change made), an ``itertuples`` loop appending to lists, and a
+    ``DataLoader(num_workers=2)`` over a dataset that builds three tensors per sample.
+    """
+    df = pd.merge(train_ratings, negatives[["user_id", "negative_items"]], on="user_id")
+    df["negatives"] = df["negative_items"].apply(lambda x: rng.sample(x, N_NEG))
+    out_u, out_i, out_y = [], [], []
+    for row in df.itertuples():
+        out_u.append(int(row.user_id))
+        out_i.append(int(row.item_id))
+        out_y.append(float(row.rating))
+        for k in range(N_NEG):
+            out_u.append(int(row.user_id))
+            out_i.append(int(row.negatives[k]))
+            out_y.append(0.0)
+    return DataLoader(
+        SeedStyleDataset(out_u, out_i, out_y), batch_size=SEED_BATCH, shuffle=True, num_workers=2
+    )
+
+
+def adam(model: NeuMF, lr: float) -> torch.optim.Adam:
+    """Adam for every pipeline alike; the fused kernel (torch >= 2.4 on the CPU) halves the
+    optimiser's share of a small model's step, which is most of the step at batch 256."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):  # older torch: the default implementation
+        return torch.optim.Adam(model.parameters(), lr=lr)
+
+
 def one_epoch(model: NeuMF, data, lr: float) -> float:
     """Seconds for one epoch of ``fit`` on ``data`` (an iterable, or a callable epoch -> iterable)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = adam(model, lr)
     start = time.perf_counter()
     fit(model, data, "bce", optimizer, epochs=1, progress=False)
     return time.perf_counter() - start
@@ -104,6 +141,7 @@ def median(xs: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    global COURSE_BATCH, COURSE_LR
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs of each pipeline")
@@ -114,11 +152,16 @@ def main(argv: list[str] | None = None) -> dict:
         "--quality-seeds", type=int, default=2, help="seeds averaged in the HR@10 comparison"
     )
     parser.add_argument(
+        "--batch", type=int, default=COURSE_BATCH, help="the course pipeline's large batch"
+    )
+    parser.add_argument("--lr", type=float, default=COURSE_LR, help="its learning rate")
+    parser.add_argument(
         "--output",
         type=Path,
         default=Path(__file__).resolve().parent / "results" / "neumf_epoch.json",
     )
     args = parser.parse_args(argv)
+    COURSE_BATCH, COURSE_LR = args.batch, args.lr
     if min(args.threads, args.repeats, args.quality_epochs, args.quality_seeds) < 1:
         parser.error("--threads, --repeats, --quality-epochs and --quality-seeds must be >= 1")
     torch.set_num_threads(args.threads)
@@ -134,6 +177,12 @@ def main(argv: list[str] | None = None) -> dict:
     for u, i in zip(users, items, strict=True):  # built once, outside the timed epochs
         user_set[u].add(i)
     sampler = NegativeSampler.from_ratings(train, n_items, n_users=n_users)
+    # The seed's per-user negative item lists, built once outside the timed epochs as it does.
+    seed_train = train[["user_id", "item_id"]].assign(rating=1.0)
+    pool = set(range(n_items))
+    seed_negatives = pd.DataFrame(
+        {"user_id": list(user_set), "negative_items": [list(pool - user_set[u]) for u in user_set]}
+    )
     n_instances = len(train) * (1 + N_NEG)
     print(f"ml-100k: {len(train)} training ratings -> {n_instances} instances an epoch")
 
@@ -144,11 +193,23 @@ def main(argv: list[str] | None = None) -> dict:
 
         return data
 
-    times: dict[str, list[float]] = {"seed_256": [], "course_256": [], "course_default": []}
+    times: dict[str, list[float]] = {
+        "seed_faithful_256": [],
+        "seed_256": [],
+        "course_256": [],
+        "course_default": [],
+    }
     steps_only: list[float] = []
     rng = random.Random(0)
     for rep in range(args.repeats):  # interleaved, so load changes hit every pipeline alike
         g = seed_everything(rep)
+        times["seed_faithful_256"].append(
+            one_epoch(
+                NeuMF(n_users, n_items),
+                lambda epoch: seed_faithful_loader(seed_train, seed_negatives, rng),
+                SEED_LR,
+            )
+        )
         times["seed_256"].append(
             one_epoch(
                 NeuMF(n_users, n_items),
@@ -171,7 +232,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
         steps_only.append(one_epoch(NeuMF(n_users, n_items), batches, SEED_LR))
         print(
-            f"  repeat {rep + 1}: seed {times['seed_256'][-1]:.2f} s, course@256 "
+            f"  repeat {rep + 1}: seed as written {times['seed_faithful_256'][-1]:.2f} s, "
+            f"seed lean {times['seed_256'][-1]:.2f} s, course@256 "
             f"{times['course_256'][-1]:.2f} s, course@{COURSE_BATCH} "
             f"{times['course_default'][-1]:.2f} s, steps only@256 {steps_only[-1]:.2f} s",
             flush=True,
@@ -181,6 +243,8 @@ def main(argv: list[str] | None = None) -> dict:
     n_batches_256 = -(-n_instances // SEED_BATCH)
     ratio_256 = med["seed_256"] / med["course_256"]
     ratio_default = med["seed_256"] / med["course_default"]
+    ratio_faithful_256 = med["seed_faithful_256"] / med["course_256"]
+    ratio_faithful_default = med["seed_faithful_256"] / med["course_default"]
 
     # Same number of epochs at both batch sizes: accuracy on the leave-one-out test items.
     test_users, candidates = ranking_candidates(train, test, n_items, n_neg=100, seed=0)
@@ -198,7 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
                 model,
                 course_data(batch_size, g),
                 "bce",
-                torch.optim.Adam(model.parameters(), lr=lr),
+                adam(model, lr),
                 epochs=args.quality_epochs,
                 progress=False,
             )
@@ -219,14 +283,15 @@ def main(argv: list[str] | None = None) -> dict:
     no_loss = round(q_large["HR@10"] * n_test) >= round(q_small["HR@10"] * n_test)
 
     print(f"\none epoch, median of {args.repeats} (threads = {torch.get_num_threads()}):")
-    print(f"  seed-style Dataset/DataLoader @256 : {med['seed_256']:7.2f} s   (baseline)")
+    print(f"  seed 004 as written @256 (workers 2): {med['seed_faithful_256']:7.2f} s   (baseline)")
+    print(f"  seed-style, lean loop @256          : {med['seed_256']:7.2f} s   (leaner baseline)")
     print(
         f"  course pipeline @256               : {med['course_256']:7.2f} s   "
-        f"{ratio_256:5.1f}x faster (aim >= 5x)"
+        f"{ratio_faithful_256:5.1f}x / {ratio_256:4.1f}x faster than the two (aim >= 5x)"
     )
     print(
         f"  course pipeline @{COURSE_BATCH} (lr {COURSE_LR:g})   : {med['course_default']:7.2f} s   "
-        f"{ratio_default:5.1f}x faster (aim >= 20x)"
+        f"{ratio_faithful_default:5.1f}x / {ratio_default:4.1f}x faster (aim >= 20x)"
     )
     print(
         f"  model steps alone @256             : {med_steps:7.2f} s   "
@@ -253,17 +318,22 @@ def main(argv: list[str] | None = None) -> dict:
         "n_train_ratings": len(train),
         "n_instances": n_instances,
         "n_neg": N_NEG,
-        "model": "NeuMF(dim=32, layers=(64, 32, 16, 8), dropout=0), Adam, BCE with logits",
+        "model": "NeuMF(dim=32, layers=(64, 32, 16, 8), dropout=0), Adam (fused), BCE with logits",
         "median_epoch_s": {**med, "model_steps_only_256": med_steps},
         "all_epoch_s": {**times, "model_steps_only_256": steps_only},
         "step_ms_per_batch_256": med_steps / n_batches_256 * 1e3,
+        "speedup_vs_seed_as_written_at_256": ratio_faithful_256,
+        "speedup_vs_seed_as_written_at_default": ratio_faithful_default,
         "speedup_at_256": ratio_256,
         "speedup_at_default": ratio_default,
         "default_batch_size": COURSE_BATCH,
         "default_lr": COURSE_LR,
         "targets": {
-            "speedup_at_256_ge_5": ratio_256 >= 5,
-            "speedup_at_default_ge_20": ratio_default >= 20,
+            # The issue's baseline is the seed's pipeline as written; the lean loop is stricter.
+            "speedup_vs_seed_at_256_ge_5": ratio_faithful_256 >= 5,
+            "speedup_vs_seed_at_default_ge_20": ratio_faithful_default >= 20,
+            "speedup_vs_lean_at_256_ge_5": ratio_256 >= 5,
+            "speedup_vs_lean_at_default_ge_20": ratio_default >= 20,
             "hr10_default_not_lower": no_loss,
         },
         "quality_epochs": args.quality_epochs,
