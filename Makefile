@@ -11,6 +11,9 @@ BIN := $(VENV)/bin
 # The pinned CPU build of torch is installed first so that the package's own range
 # (torch>=2.2) is already satisfied and pip never pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+# Extra pip arguments for torch: where PyPI's torch is a CUDA build (GitHub's runners), use
+#   make book TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: setup chromium test lint unit chapters book book-quick browser bench clean
@@ -18,7 +21,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
 	$(BIN)/python -m pip install -q -e ".[test,book]"
 	# Offline mirror of MovieLens-100K (the data files of RecBole's wheel, read without importing it).
 	$(BIN)/python -m pip install -q --no-deps "recbole==1.2.1"
@@ -38,7 +41,7 @@ chromium:
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 
 lint: $(STAMP)
-	$(BIN)/ruff check recs_course tests benchmarks book/_ext
+	$(BIN)/ruff check recs_course tests benchmarks book
 
 # Chapters, the book and the browser run with no progress bars and the course's thread count.
 export RECS_COURSE_PROGRESS = 0
