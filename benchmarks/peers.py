@@ -7,12 +7,16 @@ very split files this script writes::
     python benchmarks/peers.py                      # everything (about an hour on one thread)
     python benchmarks/peers.py --quick              # smoke run on 150 users, 2 epochs
     python benchmarks/peers.py --only explicit,speed
+    python benchmarks/peers.py --render-only        # peers.md and the PNGs from peers.json
 
 Sections (``--only``, comma-separated):
 
 ``explicit``  RMSE on the full ml-100k, one 80/20 random split and 5-fold cross-validation (the
               same rows for every library): the course's MF with biases, EmbeddingMLP and
               item-based AutoRec against surprise's SVD and SVD++ (``benchmarks/surprise_run.py``).
+              MF and AutoRec follow the course's default recipes, ``MF_PARAMS`` and
+              ``AUTOREC_PARAMS`` of ``benchmarks/quality.py`` (AutoRec's epoch count picked on
+              10 % of each training part, then the model refitted on all of it).
 ``ranking``   Implicit feedback (every rating a positive). RecBole's NCF protocol: leave-one-out
               by time (latest rating -> test, second latest -> validation), the held-out item
               ranked among 100 sampled negatives, HR@10 / NDCG@10, for Pop, BPR-MF, GMF, MLP
@@ -38,7 +42,9 @@ wall time on an idle machine and are much less disturbed by other processes on a
 
 Writes ``benchmarks/results/peers.json`` (merged: a run of some sections keeps the others'
 earlier results, each section with its own command and date), ``peers.md`` (the tables) and
-``peers_speed.png`` / ``peers_scaling.png``.
+``peers_speed.png`` / ``peers_scaling.png``. ``peers.md`` also shows the course's tuned ranking
+results from ``benchmarks/results/quality.json`` (written by ``benchmarks/quality.py``) beside
+the same-settings rows.
 """
 
 from __future__ import annotations
@@ -71,6 +77,11 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (5)")
     p.add_argument("--out-dir", default=str(RESULTS), help="where results are written")
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="run nothing: rewrite peers.md and the PNGs from the stored peers.json",
+    )
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(only) - set(SECTIONS))
@@ -137,23 +148,30 @@ def _recbole_spec():
 
 RB = _recbole_spec()
 
+
+def _quality_module():
+    """``benchmarks/quality.py``: the course's default hyper-parameters (what the chapters use)."""
+    spec = importlib.util.spec_from_file_location("quality", REPO / "benchmarks/quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+QUALITY = _quality_module()
+QUALITY_JSON = RESULTS / "quality.json"
+
 # ----------------------------------------------------------------------- hyper-parameters
-# Explicit ratings. MF and the embedding MLP: AdamW with decoupled weight decay and a one-cycle
-# schedule (fastai's recipe for collaborative filtering); AutoRec: the paper's I-AutoRec (500
-# sigmoid units, identity output) with Adam and an L2 penalty. Fixed epochs: the 80/20 split
-# has no validation set, and the test set must not choose the epoch. The values (weight decay,
-# epochs) were picked on a 10 % validation part of the 80 % training set, seed 1.
+# Explicit ratings. MF with biases and item AutoRec: the course's defaults, the very dicts
+# benchmarks/quality.py trains with (MF: AdamW, weight decay on the embeddings only, one-cycle
+# schedule, fixed epochs; AutoRec: Adam with an L2 penalty, epochs picked on a validation part
+# of the training data with early stopping, then refitted on all of it). The embedding MLP has
+# no quality.py recipe: AdamW with decoupled weight decay and a one-cycle schedule (fastai's
+# recipe for collaborative filtering), its weight decay and epochs picked on a 10 % validation
+# part of the 80 % training set, seed 1. The test set never chooses anything.
 EXPLICIT = {
-    "MF (biases)": {
-        "model": lambda u, i, train: MF(u, i, dim=50, biases=True, y_range=(0.5, 5.5)),
-        "lr": 5e-3,
-        "weight_decay": 0.3,
-        "epochs": 5,
-        "batch_size": 256,
-        "one_cycle": True,
-    },
+    "MF (biases)": {"recipe": "benchmarks/quality.py MF_PARAMS", **QUALITY.MF_PARAMS},
     "EmbeddingMLP": {
-        "model": lambda u, i, train: EmbeddingMLP(
+        "model": lambda u, i: EmbeddingMLP(
             u, i, dim=50, hidden=(100,), dropout=0.1, embed_dropout=0.0, y_range=(0.5, 5.5)
         ),
         "lr": 5e-3,
@@ -162,15 +180,9 @@ EXPLICIT = {
         "batch_size": 256,
         "one_cycle": True,
     },
-    "AutoRec (item)": {
-        "model": lambda u, i, train: AutoRec(u, i, train, hidden=500, y_range=(1.0, 5.0)),
-        "lr": 1e-3,
-        "weight_decay": 1e-3,
-        "epochs": 15,
-        "batch_size": 64,
-        "one_cycle": False,
-    },
+    "AutoRec (item)": {"recipe": "benchmarks/quality.py AUTOREC_PARAMS", **QUALITY.AUTOREC_PARAMS},
 }
+AUTOREC_VALID = 0.1  # as quality.explicit_split: 10 % of the training part picks the epochs
 
 # Implicit ranking: the settings of recbole_run.py's MODELS, model by model.
 NCF_BATCH, NCF_NEG, FULL_BATCH = 256, 4, 2048
@@ -338,42 +350,64 @@ def load_ratings(quick: bool, seed: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- explicit
-def train_explicit(name: str, cfg: dict, train: pd.DataFrame, test: pd.DataFrame, enc, epochs):
-    seed_everything(0)
+def explicit_columns(df: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return tensor(df["user_id"]), tensor(df["item_id"]), tensor(df["rating"], torch.float32)
+
+
+def fit_explicit(name: str, cfg: dict, train: pd.DataFrame, enc, epochs: int, valid=None):
+    """Build ``name`` and train it on ``train`` for ``epochs`` epochs, or, with ``valid``, for
+    at most ``epochs`` with early stopping on its RMSE. Returns ``(model, history, timer)``."""
+    g = seed_everything(0)
     n_users, n_items = enc.n_users, enc.n_items
-    tr_u, tr_i = tensor(train["user_id"]), tensor(train["item_id"])
-    tr_r = tensor(train["rating"], torch.float32)
-    csr = interaction_matrix(train, n_users, n_items)
-    model = cfg["model"](n_users, n_items, csr)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
-    )
-    g = torch.Generator().manual_seed(0)
-    if isinstance(model, AutoRec):
-        loss = "masked_mse"
-        rows = torch.arange(model.n_rows)
-
-        def make(epoch):
-            return Batches(rows, batch_size=cfg["batch_size"], generator=g)
-
-        # the paper's L2 penalty is on the weights only: Adam with weight_decay does that here
+    if name == "AutoRec (item)":  # as quality.run_autorec
+        model = AutoRec(
+            n_users,
+            n_items,
+            interaction_matrix(train, n_users, n_items),
+            hidden=cfg["hidden"],
+            based="item",
+            activation=cfg["activation"],
+            dropout=cfg["dropout"],
+            y_range=cfg["y_range"],
+        )
         optimizer = torch.optim.Adam(
             model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
         )
+        loss, data, one_cycle = "masked_mse", (torch.arange(model.n_rows),), False
+    elif name == "MF (biases)":  # as quality.run_mf
+        model = MF(n_users, n_items, dim=cfg["dim"], biases=True, y_range=cfg["y_range"])
+        embeddings = [model.user_embedding.weight, model.item_embedding.weight]
+        others = [w for key, w in model.named_parameters() if "embedding" not in key]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": embeddings, "weight_decay": cfg["weight_decay"]},
+                {"params": others, "weight_decay": 0.0},  # biases are not shrunk
+            ],
+            lr=cfg["lr"],
+            betas=(0.9, 0.99),
+        )
+        loss, data, one_cycle = "mse", explicit_columns(train), True
     else:
-        loss = "mse"
+        model = cfg["model"](n_users, n_items)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
+        )
+        loss, data, one_cycle = "mse", explicit_columns(train), cfg["one_cycle"]
 
-        def make(epoch):
-            return Batches(tr_u, tr_i, tr_r, batch_size=cfg["batch_size"], generator=g)
+    def make(epoch):
+        return Batches(*data, batch_size=cfg["batch_size"], generator=g)
 
-    steps = len(make(0))
     scheduler = (
-        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], total_steps=epochs * steps)
-        if cfg["one_cycle"]
+        torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg["lr"], total_steps=epochs * len(make(0))
+        )
+        if one_cycle
         else None
     )
-    timer = EpochTimer(make)
-    fit(
+    timer = EpochTimer(
+        make, None if valid is None else lambda m: evaluate_ratings(m, *explicit_columns(valid))
+    )
+    history = fit(
         model,
         timer.train_data,
         loss,
@@ -381,15 +415,36 @@ def train_explicit(name: str, cfg: dict, train: pd.DataFrame, test: pd.DataFrame
         epochs=epochs,
         scheduler=scheduler,
         evaluate=timer.evaluate,
+        monitor=None if valid is None else "RMSE",
+        patience=None if valid is None else cfg["patience"],
         progress=False,
     )
+    return model, history, timer
+
+
+def train_explicit(name, cfg, train: pd.DataFrame, test: pd.DataFrame, enc, epochs_cap, seed):
+    """Train ``name`` on ``train`` with its recipe, then predict ``test``."""
+    out = {}
+    if "max_epochs" in cfg:  # AutoRec: quality.py's epoch selection, then a refit on all of train
+        part, valid = random_split(train, test_size=AUTOREC_VALID, seed=seed + 1)
+        cap = cfg["max_epochs"] if epochs_cap is None else min(cfg["max_epochs"], epochs_cap)
+        with Clock() as sel:
+            _, history, _ = fit_explicit(name, cfg, part, enc, cap, valid=valid)
+        epochs = history.best_epoch
+        out["selection"] = {
+            "train": len(part),
+            "valid": len(valid),
+            "epochs_run": history.epochs,
+            "best_epoch": epochs,
+            "valid_RMSE": history.best["RMSE"],
+            "s": sel.wall,
+            "cpu_s": sel.cpu,
+        }
+    else:
+        epochs = cfg["epochs"] if epochs_cap is None else min(cfg["epochs"], epochs_cap)
+    model, _, timer = fit_explicit(name, cfg, train, enc, epochs)
     with Clock() as c:
-        metrics = evaluate_ratings(
-            model,
-            tensor(test["user_id"]),
-            tensor(test["item_id"]),
-            tensor(test["rating"], torch.float32),
-        )
+        metrics = evaluate_ratings(model, *explicit_columns(test))
     return {
         **metrics,
         **timer.summary(),
@@ -397,6 +452,7 @@ def train_explicit(name: str, cfg: dict, train: pd.DataFrame, test: pd.DataFrame
         "test_s": c.wall,
         "test_cpu_s": c.cpu,
         "n_test": len(test),
+        **out,
     }
 
 
@@ -441,21 +497,25 @@ def run_explicit(args, ratings: pd.DataFrame, tmp: Path, epochs_cap=None, cv=Tru
 
     course = {}
     for name, cfg in EXPLICIT.items():
-        epochs = cfg["epochs"] if epochs_cap is None else min(cfg["epochs"], epochs_cap)
-        log(f"course {name}: 80/20, {epochs} epochs")
-        result = {"split": train_explicit(name, cfg, train, test, enc, epochs)}
+        log(f"course {name}: 80/20")
+        result = {"split": train_explicit(name, cfg, train, test, enc, epochs_cap, args.seed)}
+        log(f"    RMSE {result['split']['RMSE']:.4f} after {result['split']['epochs']} epochs")
         if cv:
             folds = []
             for k in range(args.folds):
                 log(f"course {name}: fold {k + 1}/{args.folds}")
-                folds.append(train_explicit(name, cfg, e[fold != k], e[fold == k], enc, epochs))
+                folds.append(
+                    train_explicit(
+                        name, cfg, e[fold != k], e[fold == k], enc, epochs_cap, args.seed
+                    )
+                )
             rmses = np.array([f["RMSE"] for f in folds])
             result["cv"] = {
                 "RMSE_mean": float(rmses.mean()),
                 "RMSE_std": float(rmses.std(ddof=1)),
                 "folds": folds,
             }
-        result["params"] = {k: v for k, v in cfg.items() if k != "model"} | {"epochs": epochs}
+        result["params"] = {k: v for k, v in cfg.items() if k != "model"}
         course[name] = result
     return {
         "data": {
@@ -476,6 +536,10 @@ def run_explicit(args, ratings: pd.DataFrame, tmp: Path, epochs_cap=None, cv=Tru
             "the global mean; the course's MF and MLP predict from untrained embeddings (near "
             "the biases' starting point), AutoRec the mean training rating.",
             "surprise's SVD: 100 factors, SVD++: 20 factors (their defaults), 20 SGD epochs.",
+            "MF with biases and AutoRec: benchmarks/quality.py's MF_PARAMS / AUTOREC_PARAMS. "
+            "quality.py's MF keeps 10 % of its training ratings aside for a validation curve; "
+            "here MF trains on all of them (its epochs are fixed). AutoRec's epochs are picked "
+            "on 10 % of each training part (early stopping), then it is refitted on all of it.",
         ],
     }
 
@@ -1012,6 +1076,114 @@ def stamp(section: dict) -> str:
     return f"_Measured {section['created']} with `{section['command']}`._"
 
 
+# quality.py's protocol and model names for the ranking tables' protocols and model names
+QUALITY_RANKING = {
+    "ncf": ("neumf", {"Pop": "Pop", "GMF": "GMF", "MLP": "MLP", "NeuMF": "NeuMF"}),
+    "temporal": ("graph", {"BPR": "BPR-MF", "NGCF": "NGCF", "LightGCN": "LightGCN"}),
+}
+
+
+def load_quality(path: Path = QUALITY_JSON) -> dict:
+    """``quality.json``'s results by protocol, or ``{}`` when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text()).get("results", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def quality_settings(protocol: str, params: dict, model: str) -> str:
+    """A few words on the hyper-parameters quality.py trained ``model`` with."""
+
+    def lr(x):
+        return f"lr {x:.0e}".replace("e-0", "e-")
+
+    if protocol == "ncf":
+        if model == "Pop":
+            return "no training"
+        if model == "NeuMF":
+            return f"pre-trained GMF + MLP, {lr(params['neumf_lr'])}"
+        tower = "-".join(map(str, params["layers"]))
+        size = f"tower {tower}" if model == "MLP" else f"dim {params['dim']}"
+        return f"{size}, {lr(params['lr'])}, patience {params['patience']}"
+    q = params[{"BPR-MF": "bpr", "NGCF": "ngcf", "LightGCN": "lightgcn"}[model]]
+    extra = f"reg {q['reg']:.0e}" if "reg" in q else f"init std {q['init_std']:g}"
+    return f"{lr(q['lr'])}, {extra.replace('e-0', 'e-')}"
+
+
+def course_defaults(protocol: str, block: dict, metric_keys: list[str], quality: dict) -> list:
+    """The course's tuned results (quality.json) beside this protocol's same-settings rows."""
+    key, names = QUALITY_RANKING[protocol]
+    res = quality.get(key)
+    if not res:
+        return []
+    rows = []
+    for name, q_name in names.items():
+        q = res["models"].get(q_name)
+        if q is None:
+            continue
+        c = block["course"].get(name, {}).get("test", {})
+        p = block["recbole"]["models"].get(name, {}).get("test", {})
+        epochs = f"{q['best_epoch']}/{q['epochs_run']}" if "best_epoch" in q else "1/1"
+        rows.append(
+            [q_name]
+            + [v for k in metric_keys for v in (q["test"].get(k), c.get(k), p.get(k))]
+            + [epochs, quality_settings(protocol, res["params"], q_name)]
+        )
+    header = ["model"]
+    for k in metric_keys:
+        header += [f"{k} course defaults", "same settings: course", "RecBole"]
+    header += ["best/run epochs", "course defaults"]
+    why = (
+        "The same-settings rows above give both libraries RecBole's hyper-parameters (Adam, "
+        "lr 1e-3, RecBole's epochs and early stopping) to compare the implementations; the "
+        "course-defaults rows are the course's tuned recipes, the ones the chapters use."
+    )
+    if protocol == "ncf":
+        why += " Same split; the 100 sampled negatives are drawn with another seed."
+    else:
+        why += (
+            " Same split; the course defaults rank on the validation set every 5 epochs and stop"
+            " after 4 such evaluations without improvement."
+        )
+    return [
+        "### Course defaults (benchmarks/quality.py)",
+        "",
+        f"From `benchmarks/results/quality.json` (`{res.get('command', 'benchmarks/quality.py')}`).",
+        "",
+        table(header, rows),
+        "",
+        why,
+        "",
+    ]
+
+
+def explicit_recipes(ex: dict) -> str:
+    """One line on the explicit section's recipes, with quality.json's figures next to them."""
+    course = ex["course"]
+    if "recipe" not in course.get("MF (biases)", {}).get("params", {}):
+        return ""
+    a = course["AutoRec (item)"]
+    fold_epochs = [f["epochs"] for f in a.get("cv", {}).get("folds", [])]
+    text = (
+        "MF with biases and AutoRec use the course's default recipes, `MF_PARAMS` and "
+        "`AUTOREC_PARAMS` of `benchmarks/quality.py` (AutoRec: epochs picked by early stopping "
+        f"on 10 % of each training part, {a['split']['epochs']} on the 80/20 split"
+    )
+    if fold_epochs:
+        text += ", " + ", ".join(map(str, fold_epochs)) + " on the folds"
+    text += ", then a refit on the whole training part)."
+    quality = load_quality()
+    if "mf" in quality and "autorec" in quality:
+        text += (
+            f" `quality.json` has MF {quality['mf']['test']['RMSE']:.4f} and AutoRec "
+            f"{quality['autorec']['test']['RMSE']:.4f} on the same 80/20 split: its MF trains "
+            "on 90 % of the training ratings (the rest is its validation curve), and it leaves "
+            f"out the {quality['mf']['n_test_dropped_unknown']} test ratings whose user or item "
+            "has no training rating, which are predicted here."
+        )
+    return text
+
+
 def markdown(report: dict) -> str:
     m = report.get("machine", {})
     out = [
@@ -1074,7 +1246,11 @@ def markdown(report: dict) -> str:
             f"{ex['data']['items']} items; test {ex['data']['test']} ratings.",
             "",
         ]
+        recipes = explicit_recipes(ex)
+        if recipes:
+            out += [recipes, ""]
     rk = report.get("ranking")
+    quality = load_quality()
     if rk:
         for protocol, title, metric_keys in (
             (
@@ -1120,6 +1296,7 @@ def markdown(report: dict) -> str:
                 "RecBole",
             ]
             out += [table(header, rows), ""]
+            out += course_defaults(protocol, b, metric_keys, quality)
     sp_ = report.get("speed")
     if sp_:
         out += ["## Speed: course / peer", "", stamp(sp_), ""]
@@ -1288,6 +1465,13 @@ def main(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "peers.json"
     report = json.loads(json_path.read_text()) if json_path.exists() else {}
+    if args.render_only:
+        if not report:
+            raise SystemExit(f"--render-only: {json_path} is missing or empty")
+        (out_dir / "peers.md").write_text(markdown(report) + "\n")
+        images = plots(report, out_dir)
+        log(f"rendered {out_dir / 'peers.md'}, {', '.join(images)} from {json_path}")
+        return 0
     if report.get("quick") is not None and report.get("quick") != args.quick:
         report = {}  # never mix a smoke run's sections with a full run's
     command = "python benchmarks/peers.py " + " ".join(sys.argv[1:])
