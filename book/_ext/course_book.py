@@ -72,6 +72,10 @@ def mathjax_dir() -> Path:
 
 
 def _on_config(app: Sphinx, config) -> None:
+    # The course's stylesheet (book/_static/course.css): a text column wide enough for code.
+    static = Path(__file__).resolve().parents[1] / "_static"
+    config.html_static_path = [*config.html_static_path, str(static)]
+    app.add_css_file("course.css")
     # MathJax: a path relative to the built _static folder.
     mathjax_dir()  # fail early, with a clear message, if the files are not installed
     config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"
