@@ -324,14 +324,19 @@ def _items_frame(
     return items.sort_values("item_id", kind="stable").reset_index(drop=True)
 
 
-def _users_frame(user_id, age, gender, occupation, zip_code) -> pd.DataFrame:
+def _users_frame(u: pd.DataFrame, occupation=None) -> pd.DataFrame:
+    """The users table from the raw (string) columns of ``u.user``, ``users.dat`` or the mirror.
+
+    ``occupation`` replaces ``u["occupation"]`` where the file holds codes (ml-1m).
+    """
+    occupation = u["occupation"] if occupation is None else pd.Series(occupation)
     users = pd.DataFrame(
         {
-            "user_id": np.asarray(user_id, dtype=np.int64),
-            "age": np.asarray(age, dtype=np.int64),
-            "gender": pd.Series(gender).astype(str).to_numpy(),
-            "occupation": pd.Series(occupation).astype(str).to_numpy(),
-            "zip_code": pd.Series(zip_code).astype(str).to_numpy(),
+            "user_id": u["user_id"].astype(np.int64).to_numpy(),
+            "age": u["age"].astype(np.int64).to_numpy(),
+            "gender": u["gender"].astype(str).to_numpy(),
+            "occupation": occupation.astype(str).to_numpy(),
+            "zip_code": u["zip_code"].astype(str).to_numpy(),
         }
     )
     return users.sort_values("user_id", kind="stable").reset_index(drop=True)
@@ -374,13 +379,7 @@ def _parse_ml100k(files: _Files) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         "latin-1",
         dtype=str,
     )
-    users = _users_frame(
-        u["user_id"].astype(np.int64),
-        u["age"].astype(np.int64),
-        u["gender"],
-        u["occupation"],
-        u["zip_code"],
-    )
+    users = _users_frame(u)
     return ratings, items, users
 
 
@@ -413,13 +412,7 @@ def _parse_mirror(paths: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, p
     items = _items_frame(it["item_id"].astype(np.int64), title, year, genres)
     us = pd.read_csv(paths["user"], sep="\t", header=0, dtype=str, keep_default_na=False)
     us.columns = [c.split(":", 1)[0] for c in us.columns]
-    users = _users_frame(
-        us["user_id"].astype(np.int64),
-        us["age"].astype(np.int64),
-        us["gender"],
-        us["occupation"],
-        us["zip_code"],
-    )
+    users = _users_frame(us)
     return ratings, items, users
 
 
@@ -437,13 +430,7 @@ def _parse_ml1m(files: _Files) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
     occupation = np.asarray(_ML1M_OCCUPATIONS, dtype=object)[
         us["occupation"].astype(np.int64).to_numpy()
     ]
-    users = _users_frame(
-        us["user_id"].astype(np.int64),
-        us["age"].astype(np.int64),
-        us["gender"],
-        occupation,
-        us["zip_code"],
-    )
+    users = _users_frame(us, occupation)
     return ratings, items, users
 
 
