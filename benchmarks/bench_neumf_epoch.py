@@ -28,7 +28,6 @@ Writes benchmarks/results/neumf_epoch.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from _common import machine_line, write_json
 from torch.utils.data import DataLoader, Dataset
 
 from recs_course.data import (
@@ -341,14 +341,11 @@ def main(argv: list[str] | None = None) -> dict:
         "quality": quality,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs",
+        "machine": machine_line(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.output)
+    write_json(args.output, result)
     print(f"wrote {args.output}")
     return result
 

@@ -21,8 +21,6 @@ Writes benchmarks/results/sampling.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import random
 import statistics
@@ -33,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import machine_line, write_json
 
 from recs_course.data import IdEncoder, NegativeSampler, load_movielens, pointwise_instances
 
@@ -165,13 +164,10 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs",
+        "machine": machine_line(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.output)
+    write_json(args.output, result)
     print(f"wrote {args.output}")
     return result
 

@@ -106,6 +106,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _common import write_json  # noqa: E402
 
 from recs_course.data import (  # noqa: E402
     Batches,
@@ -907,6 +908,15 @@ def run_scaling(args) -> dict:
     return out
 
 
+def one_timed_epoch(model, make_batches, loss, optimizer, evaluate, what: str, **extra) -> dict:
+    """Train ``model`` one epoch and evaluate it once; the times of both, as in ``EpochTimer``."""
+    timer = EpochTimer(make_batches)
+    fit(model, timer.train_data, loss, optimizer, epochs=1, evaluate=timer.evaluate, progress=False)
+    with Clock() as c:
+        evaluate(model)
+    return {**timer.summary(), "eval_s": c.wall, "eval_cpu_s": c.cpu, **extra, "eval": what}
+
+
 def scaling_entry(n_users: int, n_items: int, n_ratings: int, seed: int) -> dict:
     """Time one epoch and one evaluation of four course models on synthetic data."""
     r = synthetic_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings, seed=seed)
@@ -914,69 +924,40 @@ def scaling_entry(n_users: int, n_items: int, n_ratings: int, seed: int) -> dict
     e = enc.transform(r.ratings)
     n_users, n_items = enc.n_users, enc.n_items
     g = torch.Generator().manual_seed(seed)
-    entry = {"users": n_users, "items": n_items, "ratings": len(e), "models": {}}
+    models = {}
 
     # explicit MF: one epoch on 90 %, RMSE on 10 %
     train, test = random_split(e, 0.1, seed=seed)
-    tu, ti, tr = (
-        tensor(train["user_id"]),
-        tensor(train["item_id"]),
-        tensor(train["rating"], torch.float32),
-    )
+    tu, ti, tr = explicit_columns(train)
+    test_cols = explicit_columns(test)
+
+    def rmse_on_test(model):
+        return evaluate_ratings(model, *test_cols)
+
     seed_everything(0)
     mf = MF(n_users, n_items, dim=50, y_range=(0.5, 5.5))
-    timer = EpochTimer(lambda ep: Batches(tu, ti, tr, batch_size=256, generator=g))
-    fit(
+    models["MF (explicit)"] = one_timed_epoch(
         mf,
-        timer.train_data,
+        lambda ep: Batches(tu, ti, tr, batch_size=256, generator=g),
         "mse",
         torch.optim.AdamW(mf.parameters(), lr=5e-3),
-        epochs=1,
-        evaluate=timer.evaluate,
-        progress=False,
+        rmse_on_test,
+        "RMSE on 10% of the ratings",
     )
-    with Clock() as c:
-        evaluate_ratings(
-            mf,
-            tensor(test["user_id"]),
-            tensor(test["item_id"]),
-            tensor(test["rating"], torch.float32),
-        )
-    entry["models"]["MF (explicit)"] = {
-        **timer.summary(),
-        "eval_s": c.wall,
-        "eval_cpu_s": c.cpu,
-        "eval": "RMSE on 10% of the ratings",
-    }
 
     # AutoRec: one epoch over the item rows
     csr = interaction_matrix(train, n_users, n_items)
     seed_everything(0)
     ae = AutoRec(n_users, n_items, csr, hidden=500, y_range=(1.0, 5.0))
     rows = torch.arange(ae.n_rows)
-    timer = EpochTimer(lambda ep: Batches(rows, batch_size=64, generator=g))
-    fit(
+    models["AutoRec (explicit)"] = one_timed_epoch(
         ae,
-        timer.train_data,
+        lambda ep: Batches(rows, batch_size=64, generator=g),
         "masked_mse",
         torch.optim.Adam(ae.parameters(), lr=1e-3),
-        epochs=1,
-        evaluate=timer.evaluate,
-        progress=False,
+        rmse_on_test,
+        "RMSE on 10% of the ratings",
     )
-    with Clock() as c:
-        evaluate_ratings(
-            ae,
-            tensor(test["user_id"]),
-            tensor(test["item_id"]),
-            tensor(test["rating"], torch.float32),
-        )
-    entry["models"]["AutoRec (explicit)"] = {
-        **timer.summary(),
-        "eval_s": c.wall,
-        "eval_cpu_s": c.cpu,
-        "eval": "RMSE on 10% of the ratings",
-    }
 
     # NeuMF: leave-one-out, 4 negatives, batch 256; sampled ranking with 100 negatives
     train, test = leave_one_out(e)
@@ -990,25 +971,15 @@ def scaling_entry(n_users: int, n_items: int, n_ratings: int, seed: int) -> dict
         u, i, y = pointwise_instances(train, n_items, n_neg=4, generator=g, positives=sampler)
         return Batches(u, i, y, batch_size=NCF_BATCH, generator=g)
 
-    timer = EpochTimer(make_pointwise)
-    fit(
+    models["NeuMF (NCF protocol)"] = one_timed_epoch(
         neumf,
-        timer.train_data,
+        make_pointwise,
         "bce",
         torch.optim.Adam(neumf.parameters(), lr=1e-3),
-        epochs=1,
-        evaluate=timer.evaluate,
-        progress=False,
+        lambda model: evaluate_sampled(model, *cands, ks=(10,)),
+        "HR@10 / NDCG@10, 100 sampled negatives",
+        candidates_s=cand.wall,
     )
-    with Clock() as c:
-        evaluate_sampled(neumf, *cands, ks=(10,))
-    entry["models"]["NeuMF (NCF protocol)"] = {
-        **timer.summary(),
-        "eval_s": c.wall,
-        "eval_cpu_s": c.cpu,
-        "candidates_s": cand.wall,
-        "eval": "HR@10 / NDCG@10, 100 sampled negatives",
-    }
 
     # LightGCN: chronological 80/20, BPR batch 2048; full ranking
     train, test = chronological_split(e, 0.2, per_user=True)
@@ -1022,33 +993,25 @@ def scaling_entry(n_users: int, n_items: int, n_ratings: int, seed: int) -> dict
             reg=1e-5,
         )
     sampler = NegativeSampler.from_ratings(train, n_items)
+    tr_csr = interaction_matrix(train, n_users, n_items, values="ones")
+    te_csr = interaction_matrix(test, n_users, n_items, values="ones")
 
     def make_pairwise(epoch):
         u, p, n = pairwise_instances(train, n_items, generator=g, positives=sampler)
         return Batches(u, p, n, batch_size=FULL_BATCH, generator=g)
 
-    timer = EpochTimer(make_pairwise)
-    fit(
+    models["LightGCN (full ranking)"] = one_timed_epoch(
         lgcn,
-        timer.train_data,
+        make_pairwise,
         "bpr",
         torch.optim.Adam(lgcn.parameters(), lr=1e-3),
-        epochs=1,
-        evaluate=timer.evaluate,
-        progress=False,
+        lambda model: evaluate_full(
+            model, tr_csr, te_csr, ks=(20,), metrics=("recall", "ndcg")
+        ),
+        "recall@20 / NDCG@20, all items",
+        adjacency_s=adj.wall,
     )
-    tr_csr = interaction_matrix(train, n_users, n_items, values="ones")
-    te_csr = interaction_matrix(test, n_users, n_items, values="ones")
-    with Clock() as c:
-        evaluate_full(lgcn, tr_csr, te_csr, ks=(20,), metrics=("recall", "ndcg"))
-    entry["models"]["LightGCN (full ranking)"] = {
-        **timer.summary(),
-        "eval_s": c.wall,
-        "eval_cpu_s": c.cpu,
-        "adjacency_s": adj.wall,
-        "eval": "recall@20 / NDCG@20, all items",
-    }
-    return entry
+    return {"users": n_users, "items": n_items, "ratings": len(e), "models": models}
 
 
 # --------------------------------------------------------------------------- reporting
@@ -1511,9 +1474,7 @@ def main(args) -> int:
             "elapsed_s": round(elapsed, 1),
         },
     )
-    tmp_path = json_path.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp_path, json_path)
+    write_json(json_path, report, indent=1, allow_nan=False)
     (out_dir / "peers.md").write_text(markdown(report) + "\n")
     images = plots(report, out_dir)
     log(f"wrote {json_path}, peers.md, {', '.join(images)} in {elapsed:.0f} s")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import machine_line, write_json
 
 from recs_course.data import (
     Batches,
@@ -495,13 +495,10 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs",
+        "machine": machine_line(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=list) + "\n")
-    os.replace(tmp, args.out)
+    write_json(args.out, report, default=list)
     log(f"wrote {args.out}")
     return report
 

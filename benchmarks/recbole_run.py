@@ -78,6 +78,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _common import write_json
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 INTER_HEADER = ["user_id:token", "item_id:token", "rating:float", "timestamp:float"]
@@ -725,10 +727,7 @@ def main(argv=None) -> int:
             "models": models,
         }
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp_out, out)
+    write_json(out, report, indent=1, allow_nan=False)
     print(f"wrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out}", file=sys.stderr)
     return 0
 
