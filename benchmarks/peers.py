@@ -122,6 +122,7 @@ from recs_course.data import (  # noqa: E402
     ranking_candidates,
     subsample_users,
     synthetic_ratings,
+    to_tensors,
 )
 from recs_course.evaluation import evaluate_full, evaluate_ratings, evaluate_sampled  # noqa: E402
 from recs_course.models import (  # noqa: E402
@@ -352,7 +353,7 @@ def load_ratings(quick: bool, seed: int) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- explicit
 def explicit_columns(df: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return tensor(df["user_id"]), tensor(df["item_id"]), tensor(df["rating"], torch.float32)
+    return to_tensors(df)
 
 
 def fit_explicit(name: str, cfg: dict, train: pd.DataFrame, enc, epochs: int, valid=None):

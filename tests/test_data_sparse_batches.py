@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recs_course.data import Batches, interaction_matrix
+from recs_course.data import Batches, interaction_matrix, synthetic_ratings, to_tensors
 
 
 @pytest.fixture
@@ -104,3 +104,18 @@ def test_batches_accept_arrays_and_move_to_a_device():
 def test_batches_bad_arguments(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         Batches(*args, **kwargs)
+
+
+def test_to_tensors_copies_each_column_with_its_dtype():
+    r = synthetic_ratings(n_users=20, n_items=30, n_ratings=200, seed=1).ratings
+    users, items, ratings = to_tensors(r)
+    assert users.dtype == torch.int64 and ratings.dtype == torch.float32
+    np.testing.assert_array_equal(users.numpy(), r["user_id"].to_numpy())
+    np.testing.assert_array_equal(items.numpy(), r["item_id"].to_numpy())
+    np.testing.assert_array_equal(ratings.numpy(), r["rating"].to_numpy())
+    users[0] = -1  # a copy: the frame is untouched
+    assert r["user_id"].iloc[0] != -1
+    (ts,) = to_tensors(r, ("timestamp",))
+    assert ts.shape == (len(r),)
+    with pytest.raises(ValueError, match="missing the column"):
+        to_tensors(r.drop(columns="rating"))

@@ -18,7 +18,7 @@ Typical use::
     eval_users, candidates = ranking_candidates(train, test, enc.n_items, n_neg=99, seed=0)
 """
 
-from .batches import Batches
+from .batches import Batches, to_tensors
 from .encoding import IdEncoder
 from .movielens import (
     REGISTRY,
@@ -66,5 +66,6 @@ __all__ = [
     "stratified_split",
     "subsample_users",
     "synthetic_ratings",
+    "to_tensors",
     "to_implicit",
 ]

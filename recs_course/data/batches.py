@@ -7,9 +7,23 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ._common import torch_generator
+from ._common import check_frame, torch_generator
 
-__all__ = ["Batches"]
+__all__ = ["Batches", "to_tensors"]
+
+
+def to_tensors(
+    frame, columns: tuple[str, ...] = ("user_id", "item_id", "rating")
+) -> tuple[torch.Tensor, ...]:
+    """The ``columns`` of an (encoded) ratings frame as tensors, one per column.
+
+    Each column is copied once into a tensor of its own dtype (int64 ids, float32 ratings in
+    the course's schema), ready for :class:`Batches` or a model. The frame is not modified.
+
+    Example: ``users, items, ratings = to_tensors(train)``.
+    """
+    check_frame(frame, columns)
+    return tuple(torch.tensor(frame[c].to_numpy()) for c in columns)
 
 
 class Batches:
