@@ -1,12 +1,15 @@
-"""Small helpers: device selection and thread count."""
+"""Small helpers: device selection, thread count and progress bars."""
 
 from __future__ import annotations
 
 import os
+import sys
+import warnings
+from typing import Any
 
 import torch
 
-__all__ = ["get_device", "set_threads", "default_threads"]
+__all__ = ["get_device", "set_threads", "default_threads", "progress_bar", "progress_enabled"]
 
 
 def get_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -71,3 +74,55 @@ def set_threads(n: int | None = None) -> int:
         raise ValueError(f"thread count must be a positive integer, got {n!r}")
     torch.set_num_threads(n)
     return n
+
+
+def progress_enabled(progress: bool = True) -> bool:
+    """Whether progress bars are on: ``progress`` and not ``RECS_COURSE_PROGRESS=0``.
+
+    The book build and the tests set ``RECS_COURSE_PROGRESS=0``; readers see bars by default.
+    """
+    env = os.environ.get("RECS_COURSE_PROGRESS", "").strip().lower()
+    return bool(progress) and env not in ("0", "false", "no", "off")
+
+
+def _in_jupyter_kernel() -> bool:
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # noqa: BLE001 (any IPython oddity means: not a kernel we can draw in)
+        return False
+
+
+def _widgets_available() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+    except Exception:  # noqa: BLE001 (ImportError, or a broken install: no widgets either way)
+        return False
+    return True
+
+
+def progress_bar(total: int | None = None, *, progress: bool = True, **kwargs: Any) -> Any:
+    """A tqdm progress bar that never writes a warning, with or without ipywidgets.
+
+    - In a Jupyter kernel with ``ipywidgets`` installed: tqdm's widget bar.
+    - Anywhere else (a terminal, a script, a kernel without ipywidgets): tqdm's text bar, which
+      switches itself off when stderr is not a terminal (a notebook, a CI log, a book build), so
+      nothing lands on stderr there.
+    - Off when ``progress`` is false or ``RECS_COURSE_PROGRESS=0``.
+
+    ``tqdm.auto`` is never used: in a kernel without ipywidgets it prints ``TqdmWarning:
+    IProgress not found`` on stderr, which fails the book's strict build.
+    """
+    enabled = progress_enabled(progress)
+    if enabled and _in_jupyter_kernel() and _widgets_available():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tqdm.notebook's own version notices
+            from tqdm.notebook import tqdm as tqdm_class
+        return tqdm_class(total=total, disable=False, **kwargs)
+    from tqdm.std import tqdm as tqdm_class
+
+    # disable=None: tqdm turns the bar off when the stream is not a terminal.
+    return tqdm_class(total=total, disable=None if enabled else True, **kwargs)

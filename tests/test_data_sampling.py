@@ -218,7 +218,10 @@ def test_more_negatives_than_the_pool_is_an_error(encoded):
     ("call", "message"),
     [
         (lambda r, n: pointwise_instances(r, n, n_neg=-1), "n_neg must be a non-negative integer"),
-        (lambda r, n: pointwise_instances(r, n - 1), r"item indices must lie in \[0, n_items=59\)"),
+        (
+            lambda r, n: pointwise_instances(r, n - 1),
+            r"r\['item_id'\] must lie in \[0, n_items=59\)",
+        ),
         (
             lambda r, n: pointwise_instances(r.drop(columns="item_id"), n),
             r"missing the column\(s\) \['item_id'\]",
@@ -235,7 +238,7 @@ def test_more_negatives_than_the_pool_is_an_error(encoded):
         (lambda r, n: sample_negatives([0], r, 2), "positives must be a scipy sparse"),
         (
             lambda r, n: sample_negatives([10_000], interaction_matrix(r), 2),
-            r"user indices must lie in \[0, 80\)",
+            r"users must lie in \[0, 80 \(the positives' rows\)\)",
         ),
         (
             lambda r, n: pointwise_instances(r, n, generator="seed"),

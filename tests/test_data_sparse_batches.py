@@ -31,18 +31,23 @@ def test_interaction_matrix_values_and_shape(small):
 
 
 def test_interaction_matrix_errors(small):
-    with pytest.raises(ValueError, match=r"user index 2 is out of range for n_users=2.*IdEncoder"):
+    with pytest.raises(
+        ValueError,
+        match=r"r\['user_id'\] must lie in \[0, n_users=2\), got values from 0 to 2.*IdEncoder",
+    ):
         interaction_matrix(small, n_users=2)
-    with pytest.raises(ValueError, match=r"item index 3 is out of range for n_items=3"):
+    with pytest.raises(ValueError, match=r"r\['item_id'\] must lie in \[0, n_items=3\)"):
         interaction_matrix(small, n_items=3)
     dup = pd.concat([small, small.iloc[[0]]], ignore_index=True)
-    with pytest.raises(ValueError, match=r"1 duplicate \(user, item\) pair\(s\).*drop_duplicates"):
+    with pytest.raises(
+        ValueError, match=r"1 duplicate \(user, item\) pair\(s\).*drop_duplicate_pairs"
+    ):
         interaction_matrix(dup)
     with pytest.raises(ValueError, match="values must be 'rating' or 'ones'"):
         interaction_matrix(small, values="count")
     with pytest.raises(ValueError, match=r"missing the column\(s\) \['rating'\]"):
         interaction_matrix(small.drop(columns="rating"))
-    with pytest.raises(ValueError, match="must be >= 0"):
+    with pytest.raises(ValueError, match=r"r\['user_id'\] must be >= 0"):
         interaction_matrix(small.assign(user_id=[-1, 0, 1, 2]))
     assert interaction_matrix(small.drop(columns="rating"), values="ones").nnz == 4
 

@@ -190,5 +190,5 @@ def test_to_implicit(ratings):
     assert (out["rating"] == 1.0).all() and out["rating"].dtype == np.float32
     assert list(out.index) == list(range(len(out)))
     assert len(to_implicit(ratings)) == len(ratings)
-    with pytest.raises(ValueError, match="threshold must be a number"):
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
         to_implicit(ratings, threshold="4")

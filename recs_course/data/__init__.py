@@ -4,6 +4,13 @@ One schema everywhere: a ratings ``DataFrame`` with ``user_id`` (int64), ``item_
 ``rating`` (float32) and ``timestamp`` (int64, seconds). Loaders return raw ids;
 :class:`IdEncoder` maps them to contiguous 0-based indices, fitted on training data only.
 
+Inputs are checked, vectorised, by one set of rules (``recs_course.data._common``): ids are
+integers that int64 holds exactly, timestamps are numbers or datetime64 (no NaN/NaT), ratings
+are finite where used, the splits and the interaction matrix need unique (user, item) pairs
+(:func:`drop_duplicate_pairs` keeps one row per pair), and encoded indices lie in
+``[0, n)``; anything else is a ``ValueError`` saying what and where. Malformed dataset files
+are a :class:`DatasetNotAvailable` naming the file and the line.
+
 Typical use::
 
     from recs_course.data import (load_movielens, leave_one_out, IdEncoder,
@@ -38,6 +45,7 @@ from .sampling import (
 from .sparse import interaction_matrix
 from .splits import (
     chronological_split,
+    drop_duplicate_pairs,
     leave_one_out,
     random_split,
     stratified_split,
@@ -55,6 +63,7 @@ __all__ = [
     "REGISTRY",
     "cache_dir",
     "chronological_split",
+    "drop_duplicate_pairs",
     "interaction_matrix",
     "leave_one_out",
     "load_movielens",

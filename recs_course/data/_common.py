@@ -1,14 +1,42 @@
-"""Helpers shared by the data modules: input checks and random generators."""
+"""Helpers shared by the data modules: input checks and random generators.
+
+Every public function of :mod:`recs_course.data` that reads a ratings frame checks it with
+:func:`check_ratings` (and loose index arguments with :func:`as_index_array`), so the rules are
+written once, here, and every check is vectorised (no Python loop over rows):
+
+- **ids** (``user_id``, ``item_id``, index arguments): integers that int64 holds exactly. Any
+  integer dtype whose values fit in int64, or floats that are finite and integral (``3.0``) and
+  fit; they are converted to int64 without loss. NaN / missing values, non-integral floats
+  (``1.5``), values outside int64 (uint64 ``>= 2**63``, ``1e19``), booleans, strings and object
+  columns are a ``ValueError`` naming the column and an offending value.
+- **timestamps**: numbers (integers, or floats that are finite and integral) or ``datetime64``
+  values (time-zone aware or not), ordered by their exact value (``datetime64`` by its int64
+  count of its own unit, so whole-second datetimes order exactly as their int64 seconds). NaN,
+  NaT, infinities, fractions of a second in floats, strings and other dtypes are a
+  ``ValueError`` naming the column and its dtype.
+- **ratings** (where their values are used): finite numbers; NaN and infinities are a
+  ``ValueError`` naming the column.
+- **(user, item) pairs**, where a function needs them unique (the splits, the interaction
+  matrix): duplicates are a ``ValueError`` saying how many there are, showing one, and
+  pointing to :func:`recs_course.data.drop_duplicate_pairs`.
+- **encoded indices** (0-based, from ``IdEncoder``): outside ``[0, n)`` is a ``ValueError``
+  naming the argument and the valid range.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 RATING_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+
+_INT64_MIN = -(2**63)
+_INT64_LIMIT = 2**63  # first integer int64 cannot hold
+ENCODE_HINT = "encode ids with IdEncoder (fitted on data holding them) first"
 
 
 def check_frame(r: object, required: Iterable[str], what: str = "ratings") -> pd.DataFrame:
@@ -27,6 +55,12 @@ def check_frame(r: object, required: Iterable[str], what: str = "ratings") -> pd
         raise ValueError(
             f"{what} is missing the column(s) {missing}; it has {list(r.columns)}. "
             f"The course's schema is {list(RATING_COLUMNS)}."
+        )
+    repeated = [c for c in required if list(r.columns).count(c) > 1]
+    if repeated:
+        raise ValueError(
+            f"{what} has the column(s) {repeated} more than once; it has {list(r.columns)}: "
+            "keep one of each (e.g. r.loc[:, ~r.columns.duplicated()])"
         )
     return r
 
@@ -70,20 +104,300 @@ def torch_generator(generator: int | torch.Generator | None) -> torch.Generator 
     return g
 
 
-def as_index_array(x: object, name: str) -> np.ndarray:
-    """Convert ids (tensor, array, list, Series or scalar) to a 1-D int64 numpy array."""
+# --------------------------------------------------------------------------------------------
+# Values of one column or argument
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _numpy_values(x: object, name: str) -> tuple[np.ndarray, str]:
+    """``x`` (tensor, Series, Index, array, list or scalar) as numpy, with its dtype's name.
+
+    Missing values of pandas' nullable dtypes (``Int64``, ``Float64``, ``boolean``) are an
+    error here, since numpy has no way to carry them exactly.
+    """
     if isinstance(x, torch.Tensor):
-        arr = x.detach().cpu().numpy()
-    elif isinstance(x, (pd.Series, pd.Index)):
+        x = x.detach().cpu()
+        arr = (x.float() if x.dtype in (torch.bfloat16, torch.float16) else x).numpy()
+        return arr, str(arr.dtype)
+    if isinstance(x, pd.api.extensions.ExtensionArray):
+        x = pd.Series(x)
+    if isinstance(x, (pd.Series, pd.Index)):
+        label = str(x.dtype)
+        if isinstance(x.dtype, pd.api.extensions.ExtensionDtype) and hasattr(
+            x.dtype, "numpy_dtype"
+        ):
+            na = np.asarray(x.isna())
+            if na.any():
+                raise ValueError(
+                    f"{name} holds {int(na.sum())} missing value(s) (NA), e.g. at position "
+                    f"{_first(na)}: drop or fill those rows first"
+                )
+            return x.to_numpy(dtype=x.dtype.numpy_dtype), label
         arr = x.to_numpy()
-    else:
-        arr = np.asarray(x)
+        return arr, label
+    arr = np.asarray(x)
+    return arr, str(arr.dtype)
+
+
+def _exact_int64(arr: np.ndarray, name: str, label: str) -> np.ndarray:
+    """``arr`` as a new, writable int64 array, or ``ValueError`` if that would change a value."""
+    kind = arr.dtype.kind
+    if arr.size == 0 and kind in "iufO":
+        return np.zeros(0, dtype=np.int64)  # np.asarray([]) is float64
+    if kind == "u" and arr.size and arr.max() >= _INT64_LIMIT:
+        big = arr >= _INT64_LIMIT
+        raise ValueError(
+            f"{name} holds {int(big.sum())} value(s) of 2**63 or more (e.g. {arr[big][0]} at "
+            f"position {_first(big)}), which int64 cannot hold: map the ids to smaller "
+            "integers first (e.g. with pandas.factorize)"
+        )
+    if kind == "f":
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad = ~finite
+            raise ValueError(
+                f"{name} holds {int(bad.sum())} NaN or infinite value(s) (e.g. {arr[bad][0]} at "
+                f"position {_first(bad)}): ids must be integers; drop or fill those rows first"
+            )
+        outside = (arr < float(_INT64_MIN)) | (arr >= float(_INT64_LIMIT))
+        if outside.any():
+            raise ValueError(
+                f"{name} holds {int(outside.sum())} value(s) outside the int64 range (e.g. "
+                f"{arr[outside][0]} at position {_first(outside)}): ids must be integers that "
+                "int64 holds; map them to smaller integers first (e.g. with pandas.factorize)"
+            )
+        fractional = np.trunc(arr) != arr
+        if fractional.any():
+            raise ValueError(
+                f"{name} holds {int(fractional.sum())} non-integer value(s) (e.g. "
+                f"{arr[fractional][0]} at position {_first(fractional)}): ids must be integers"
+            )
+    elif kind not in "iu":
+        raise ValueError(
+            f"{name} must hold integers, got dtype {label}: convert the ids to integers "
+            "(e.g. .astype('int64'), or pandas.factorize for strings)"
+        )
+    return np.array(arr, dtype=np.int64)  # a writable copy: pandas hands out read-only views
+
+
+def check_index_range(
+    arr: np.ndarray,
+    name: str,
+    low: int | None = 0,
+    high: int | None = None,
+    high_name: str | None = None,
+    hint: str = ENCODE_HINT,
+) -> np.ndarray:
+    """Check that every value of the int64 ``arr`` lies in ``[low, high)`` and return it.
+
+    ``None`` leaves that side open. ``high_name`` is how ``high`` is shown (``"n_items=59"``).
+    The ``ValueError`` names ``name``, the valid range and the values found.
+    """
+    if arr.size == 0 or (low is None and high is None):
+        return arr
+    lo, hi = int(arr.min()), int(arr.max())
+    if (low is not None and lo < low) or (high is not None and hi >= high):
+        if high is None:
+            valid = f"be >= {low}"
+        else:
+            valid = f"lie in [{'-inf' if low is None else low}, {high_name or high})"
+        raise ValueError(f"{name} must {valid}, got values from {lo} to {hi}: {hint}")
+    return arr
+
+
+def as_index_array(
+    x: object,
+    name: str,
+    low: int | None = None,
+    high: int | None = None,
+    high_name: str | None = None,
+    hint: str = ENCODE_HINT,
+) -> np.ndarray:
+    """Convert ids (tensor, array, list, Series or scalar) to a new 1-D int64 numpy array.
+
+    The conversion is exact (module docstring) or a ``ValueError`` naming ``name``. With
+    ``low`` / ``high``, the values must also lie in ``[low, high)`` (see
+    :func:`check_index_range`).
+    """
+    arr, label = _numpy_values(x, name)
     arr = np.atleast_1d(arr)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0):
-            arr = arr.astype(np.int64)
-        else:
-            raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
-    return np.array(arr, dtype=np.int64)  # a writable copy: pandas hands out read-only views
+    arr = _exact_int64(arr, name, label)
+    return check_index_range(arr, name, low, high, high_name, hint)
+
+
+def timestamp_values(s: pd.Series, name: str) -> np.ndarray:
+    """The sort keys of a timestamp column (module docstring), or a ``ValueError``."""
+    dtype = s.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        na = np.asarray(s.isna())
+        if na.any():
+            raise ValueError(
+                f"{name} holds {int(na.sum())} missing time(s) (NaT), e.g. at position "
+                f"{_first(na)}: drop or fill those rows first"
+            )
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        return s.to_numpy().view(np.int64)
+    if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+        raise ValueError(
+            f"{name} must hold numbers (seconds since 1970, int64 in the course's schema) or "
+            f"datetime64 values, got dtype {dtype}: convert it first, e.g. with "
+            f".astype('int64') or pandas.to_datetime(...)"
+        )
+    arr, _ = _numpy_values(s, name)
+    if arr.dtype.kind == "f":
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad = ~finite
+            raise ValueError(
+                f"{name} holds {int(bad.sum())} NaN or infinite time(s) (e.g. {arr[bad][0]} at "
+                f"position {_first(bad)}): drop or fill those rows first"
+            )
+        fractional = np.trunc(arr) != arr
+        if fractional.any():
+            raise ValueError(
+                f"{name} holds {int(fractional.sum())} non-integer time(s) (e.g. "
+                f"{arr[fractional][0]} at position {_first(fractional)}): timestamps are whole "
+                "seconds; round them (.round().astype('int64')) or pass datetime64 values"
+            )
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold numbers or datetime64 values, got dtype {dtype}")
+    return arr
+
+
+def rating_values(s: pd.Series, name: str, dtype: type | None = None) -> np.ndarray:
+    """The values of a rating column (cast to ``dtype`` when given), checked to be finite
+    numbers, or a ``ValueError``."""
+    if not pd.api.types.is_numeric_dtype(s.dtype):
+        raise ValueError(
+            f"{name} must hold numbers, got dtype {s.dtype}: convert it first, e.g. with "
+            ".astype('float32')"
+        )
+    arr, _ = _numpy_values(s, name)
+    if dtype is not None:
+        with np.errstate(over="ignore"):  # an overflow becomes inf, reported below
+            arr = arr.astype(dtype)
+    if arr.dtype.kind == "f":
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad = ~finite
+            raise ValueError(
+                f"{name} holds {int(bad.sum())} NaN or infinite value(s) (e.g. {arr[bad][0]} "
+                f"at position {_first(bad)}): drop those rows (or fill them) first"
+            )
+    return arr
+
+
+# --------------------------------------------------------------------------------------------
+# (user, item) pairs
+
+
+def pair_keys(user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """One int64 per row, equal exactly when the (user, item) pairs are equal.
+
+    ``user`` and ``item`` are int64 arrays of the same length (any values).
+    """
+    if user.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    u_lo, i_lo = int(user.min()), int(item.min())
+    u_span, i_span = int(user.max()) - u_lo + 1, int(item.max()) - i_lo + 1
+    if u_span * i_span > _INT64_LIMIT:  # sparse huge ids: number them densely first
+        user = np.unique(user, return_inverse=True)[1].astype(np.int64)
+        item = np.unique(item, return_inverse=True)[1].astype(np.int64)
+        u_lo = i_lo = 0
+        i_span = int(item.max()) + 1
+    # The differences fit in int64 (they are below the spans), even when a subtraction of
+    # two large int64 values wraps around on the way.
+    with np.errstate(over="ignore"):
+        return (user - np.int64(u_lo)) * np.int64(i_span) + (item - np.int64(i_lo))
+
+
+def check_unique_pairs(user: np.ndarray, item: np.ndarray, what: str, why: str) -> None:
+    """``ValueError`` if a (user, item) pair occurs twice: how many, one example, the fix."""
+    keys = pair_keys(user, item)
+    ordered = np.sort(keys)
+    repeat = ordered[1:] == ordered[:-1]
+    if not repeat.any():
+        return
+    n_extra = int(repeat.sum())
+    n_pairs = int((repeat & np.r_[True, ~repeat[:-1]]).sum())
+    example = ordered[1:][repeat][0]
+    rows = np.flatnonzero(keys == example)
+    raise ValueError(
+        f"{what} holds {n_extra} duplicate (user, item) pair(s): {n_pairs} (user_id, item_id) "
+        f"pair(s) occur more than once, e.g. user_id={user[rows[0]]}, item_id={item[rows[0]]} "
+        f"at positions {rows[:5].tolist()}. {why} Keep one row per pair first with "
+        f"recs_course.data.drop_duplicate_pairs({what}) (each pair's latest rating; "
+        "keep='first' or 'last' keeps by row order)."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Ratings frames
+
+
+@dataclass(frozen=True)
+class RatingsColumns:
+    """The checked columns of a ratings frame (``None`` where not asked for)."""
+
+    user: np.ndarray | None = None
+    item: np.ndarray | None = None
+    timestamp: np.ndarray | None = None
+    rating: np.ndarray | None = None
+
+
+def check_ratings(
+    r: object,
+    what: str = "ratings",
+    *,
+    ids: tuple[str, ...] = ("user_id", "item_id"),
+    timestamp: bool = False,
+    rating: bool = False,
+    rating_dtype: type | None = None,
+    unique_pairs: str | None = None,
+    encoded: bool = False,
+    n_users: int | None = None,
+    n_items: int | None = None,
+) -> RatingsColumns:
+    """Check a ratings frame by the rules of the module docstring; return its checked columns.
+
+    Args:
+        r: the frame; it must hold the ``ids`` columns, plus ``timestamp`` / ``rating`` when
+            asked for.
+        what: the argument's name in messages (``"ratings"``, ``"train"``, ...).
+        ids: which id columns to check and return (``user_id`` and/or ``item_id``).
+        timestamp: check and return ``timestamp`` (sort keys: numbers, or datetime64 as int64).
+        rating: check and return ``rating`` (finite numbers, cast to ``rating_dtype`` if given).
+        unique_pairs: when given, (user_id, item_id) pairs must be unique; the text says why.
+        encoded: ids are 0-based indices: they must be ``>= 0`` and below ``n_users`` /
+            ``n_items`` where those are given.
+
+    Returns:
+        :class:`RatingsColumns`: ids as new int64 arrays, the timestamp sort keys, the ratings.
+    """
+    required = list(ids) + (["timestamp"] if timestamp else []) + (["rating"] if rating else [])
+    check_frame(r, required, what=what)
+    bounds = {"user_id": n_users, "item_id": n_items}
+    arrays: dict[str, np.ndarray] = {}
+    for col in ids:
+        high = bounds.get(col)
+        arrays[col] = as_index_array(
+            r[col],
+            f"{what}[{col!r}]",
+            low=0 if encoded else None,
+            high=high if encoded else None,
+            high_name=f"n_{col[:-3]}s={high}",
+        )
+    if unique_pairs is not None:
+        check_unique_pairs(arrays["user_id"], arrays["item_id"], what, unique_pairs)
+    return RatingsColumns(
+        user=arrays.get("user_id"),
+        item=arrays.get("item_id"),
+        timestamp=timestamp_values(r["timestamp"], f"{what}['timestamp']") if timestamp else None,
+        rating=rating_values(r["rating"], f"{what}['rating']", rating_dtype) if rating else None,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._common import as_index_array, check_frame
+from ._common import as_index_array, check_ratings
 
 __all__ = ["IdEncoder"]
 
@@ -16,6 +16,11 @@ class IdEncoder:
     Fit it on the training ratings only, then apply it to every split, so a model never sees
     an index learnt from test data. Indices follow the sorted raw ids (raw id order is kept).
 
+    Raw ids must be integers that int64 holds exactly (any integer dtype, or integral floats
+    such as ``3.0``); NaN, ``1.5``, uint64 values ``>= 2**63`` or ``1e19`` are a ``ValueError``
+    rather than being rounded or wrapped, so :meth:`inverse_users` / :meth:`inverse_items`
+    give back exactly the ids that were encoded (as int64).
+
     Example::
 
         enc = IdEncoder().fit(train)
@@ -23,8 +28,9 @@ class IdEncoder:
         test_idx = enc.transform(test, unknown="drop")   # users/items unseen in training
 
     Attributes:
-        user_ids: ``(n_users,)`` sorted raw user ids; index ``k`` encodes ``user_ids[k]``.
-        item_ids: ``(n_items,)`` sorted raw item ids.
+        user_ids: ``(n_users,)`` sorted raw user ids (int64); index ``k`` encodes
+            ``user_ids[k]``.
+        item_ids: ``(n_items,)`` sorted raw item ids (int64).
     """
 
     def __init__(self) -> None:
@@ -34,9 +40,9 @@ class IdEncoder:
     # -- fitting --------------------------------------------------------------------------
     def fit(self, ratings: pd.DataFrame) -> IdEncoder:
         """Learn the users and items present in ``ratings`` (columns ``user_id``, ``item_id``)."""
-        check_frame(ratings, ["user_id", "item_id"])
-        self.user_ids = np.unique(as_index_array(ratings["user_id"], "user_id"))
-        self.item_ids = np.unique(as_index_array(ratings["item_id"], "item_id"))
+        cols = check_ratings(ratings)
+        self.user_ids = np.unique(cols.user)
+        self.item_ids = np.unique(cols.item)
         return self
 
     def fit_transform(self, ratings: pd.DataFrame) -> pd.DataFrame:
@@ -84,19 +90,17 @@ class IdEncoder:
         self._check_fitted()
         if unknown not in ("error", "drop"):
             raise ValueError(f"unknown must be 'error' or 'drop', got {unknown!r}")
-        check_frame(ratings, ["user_id", "item_id"])
-        u = self._lookup(self.user_ids, as_index_array(ratings["user_id"], "user_id"))
-        i = self._lookup(self.item_ids, as_index_array(ratings["item_id"], "item_id"))
+        cols = check_ratings(ratings)
+        u = self._lookup(self.user_ids, cols.user)
+        i = self._lookup(self.item_ids, cols.item)
         bad = (u < 0) | (i < 0)
         out = ratings.copy()
         out["user_id"] = u
         out["item_id"] = i
         if bad.any():
             if unknown == "error":
-                raw_u = ratings["user_id"].to_numpy()
-                raw_i = ratings["item_id"].to_numpy()
-                n_u = len(np.unique(raw_u[u < 0]))
-                n_i = len(np.unique(raw_i[i < 0]))
+                n_u = len(np.unique(cols.user[u < 0]))
+                n_i = len(np.unique(cols.item[i < 0]))
                 raise ValueError(
                     f"{int(bad.sum())} of {len(bad)} rows have ids the encoder was not fitted "
                     f"on: {n_u} unknown user(s), {n_i} unknown item(s). Pass unknown='drop' to "
@@ -136,12 +140,13 @@ class IdEncoder:
 
     def _inverse(self, idx, known: np.ndarray | None, what: str) -> np.ndarray:
         self._check_fitted()
-        arr = as_index_array(idx, f"{what} indices")
-        if arr.size and (arr.min() < 0 or arr.max() >= len(known)):
-            raise ValueError(
-                f"{what} indices must lie in [0, {len(known)}), got values from {arr.min()} "
-                f"to {arr.max()}"
-            )
+        arr = as_index_array(
+            idx,
+            f"{what} indices",
+            low=0,
+            high=len(known),
+            hint=f"indices come from this encoder, which knows {len(known)} {what}(s)",
+        )
         return known[arr]
 
     def __repr__(self) -> str:

@@ -31,7 +31,21 @@ Where the data comes from, in order:
 
 Parsed tables are cached after a load from the archive or the mirror, written atomically (a
 temporary file in the same folder, then ``os.replace``), so later loads read a few numpy
-arrays. Tests point :data:`REGISTRY` entries at a local server with ``monkeypatch.setitem``.
+arrays. The cache file holds the SHA-256 of its contents: any failure to read it (a corrupt
+zip, whatever the zip and npy readers raise, a digest that does not match, another format
+version) makes the load parse the source again and rewrite it. Only tables that parsed
+without error are cached. Tests point :data:`REGISTRY` entries at a local server with
+``monkeypatch.setitem``.
+
+Malformed files. Every file is read strictly, with vectorised checks: each non-blank line must
+have exactly the expected number of fields (a fifth field in ``u.data`` is an error, not a
+shifted column), ids and timestamps must be integers that int64 holds, ratings finite numbers,
+the csv and mirror files must start with the expected header, item and user ids must be
+unique, and no table may be empty. A file that breaks a rule, cannot be read, or is not valid
+text in its encoding raises :class:`DatasetNotAvailable` (never a raw pandas, codec or
+``ValueError``), whose message names the dataset, the file (and the zip holding it), the line
+and its text where there is one, and what to do: fix or replace a file given in
+``data_home``, delete a cached archive to download it again, or reinstall the mirror.
 """
 
 from __future__ import annotations
@@ -42,6 +56,7 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
 import warnings
 import zipfile
@@ -51,6 +66,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..utils import progress_bar, progress_enabled
 
 __all__ = [
     "Archive",
@@ -104,7 +121,7 @@ REGISTRY: dict[str, Archive] = {
 DOWNLOAD_TIMEOUT: float = 15.0
 """Seconds to wait for the server to connect or to send the next chunk before giving up."""
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Version of the parsed-table cache; bump it when the parsed schema changes."""
 
 MIRROR_DISTRIBUTION = "recbole"
@@ -219,12 +236,25 @@ def _sha256(path: Path) -> str:
 
 
 class _Files:
-    """Read the dataset's files from a folder or from a zip archive, by base name."""
+    """Read a dataset's files by base name: from a folder, a zip archive, or given paths.
 
-    def __init__(self, root: Path):
+    ``dataset`` and ``fix`` (what to do when a file is malformed; it depends on where the
+    files come from) go into the errors of the parsers.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        dataset: str = "",
+        fix: str = "",
+        paths: dict[str, Path] | None = None,
+    ):
         self.root = root
+        self.dataset = dataset
+        self.fix = fix
+        self._paths = paths
         self._members: dict[str, str] = {}
-        if root.is_file():
+        if paths is None and root.is_file():
             with zipfile.ZipFile(root) as zf:
                 # Shallowest member wins when a base name occurs twice.
                 for member in sorted(zf.namelist(), key=lambda m: (m.count("/"), m)):
@@ -233,15 +263,33 @@ class _Files:
                         self._members[base] = member
 
     def has(self, names: tuple[str, ...]) -> bool:
+        if self._paths is not None:
+            return all(n in self._paths for n in names)
         if self.root.is_file():
             return all(n in self._members for n in names)
         return all((self.root / n).is_file() for n in names)
 
-    def read(self, name: str) -> bytes:
+    def describe(self, name: str) -> str:
+        """Where the file ``name`` is, for messages."""
+        if self._paths is not None:
+            return str(self._paths[name])
         if self.root.is_file():
-            with zipfile.ZipFile(self.root) as zf:
-                return zf.read(self._members[name])
-        return (self.root / name).read_bytes()
+            return f"{self._members.get(name, name)} in {self.root}"
+        return str(self.root / name)
+
+    def read(self, name: str) -> bytes:
+        try:
+            if self._paths is not None:
+                return self._paths[name].read_bytes()
+            if self.root.is_file():
+                with zipfile.ZipFile(self.root) as zf:
+                    return zf.read(self._members[name])
+            return (self.root / name).read_bytes()
+        except Exception as exc:  # OSError, a corrupt zip member (BadZipFile, zlib.error), ...
+            raise DatasetNotAvailable(
+                f"MovieLens {self.dataset!r}: cannot read {self.describe(name)} "
+                f"({type(exc).__name__}: {exc}). {self.fix}"
+            ) from exc
 
 
 def _mirror_paths() -> dict[str, Path] | None:
@@ -283,21 +331,292 @@ def _in_data_home(data_home: Path, name: str, spec: Archive) -> tuple[str, Path]
 
 
 # --------------------------------------------------------------------------------------------
-# Parsing
+# Parsing. Every file goes through _read_table, which checks it strictly (module docstring,
+# "Malformed files"); the checks are vectorised, and only an error's message looks at lines.
+
+_EXTRA = "\x00extra"  # a column past the last expected one: a value there is a field too many
+_PARSE_DTYPES = {"int": "Int64", "float": np.float32, "str": str}
+_RATING_FIELDS = {"user_id": "int", "item_id": "int", "rating": "float", "timestamp": "int"}
 
 
-def _read_table(data: bytes, sep: str, names: list[str], encoding: str, **kw) -> pd.DataFrame:
-    return pd.read_csv(
-        io.BytesIO(data),
-        sep=sep,
-        header=None,
-        names=names,
-        encoding=encoding,
-        quoting=csv.QUOTE_NONE,
-        keep_default_na=False,
-        engine="c",
-        **kw,
+def _malformed(files: _Files, name: str, problem: str) -> DatasetNotAvailable:
+    return DatasetNotAvailable(
+        f"MovieLens {files.dataset!r}: {files.describe(name)} is malformed: {problem}. {files.fix}"
     )
+
+
+def _is_blank(line: bytes, sep: str) -> bool:
+    """Whether pandas skips ``line`` as blank: only spaces (and tabs, unless tab separates)."""
+    return not line.strip(b" \r\n" if sep == "\t" else b" \t\r\n")
+
+
+def _split_fields(text: str, sep: str, quoted: bool) -> list[str]:
+    return next(csv.reader([text], delimiter=sep)) if quoted else text.split(sep)
+
+
+def _header(data: bytes, encoding: str) -> tuple[int, str]:
+    """``(1-based line number, text)`` of the first non-blank line (the header)."""
+    for number, line in enumerate(io.BytesIO(data), start=1):
+        if line.strip():
+            text = line.decode(encoding, errors="replace").rstrip("\r\n")
+            return number, text.removeprefix("\ufeff")
+    return 0, ""
+
+
+def _count_problem(number: int | str, fields: int | str, names: list[str]) -> str:
+    shown = names if len(names) <= 8 else [*names[:5], "...", names[-1]]
+    return f"line {number} has {fields} field(s), expected {len(names)} ({', '.join(shown)})"
+
+
+def _field_count_problem(
+    data: bytes, sep: str, columns: list[str], quoted: bool, encoding: str
+) -> str | None:
+    """The first non-blank line whose number of fields is not ``len(columns)``, or ``None``.
+
+    For the item and user tables, whose last fields are text: pandas reads a missing trailing
+    text field as an empty one, so their lines are counted here, vectorised over the bytes.
+    With ``quoted``, separators and line breaks inside double quotes do not count (a doubled
+    quote inside a quoted field toggles the parity twice).
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    if arr.size == 0:
+        return None
+    newline = arr == 10
+    ends = newline | ((arr == 13) & ~np.r_[newline[1:], False])  # "\n", "\r\n" or a lone "\r"
+    is_sep = arr == ord(sep)
+    if quoted:
+        outside = (np.cumsum(arr == 34) & 1) == 0
+        ends &= outside
+        is_sep &= outside
+    end_pos = np.flatnonzero(ends)
+    if not ends[-1]:  # the last line has no line break
+        end_pos = np.r_[end_pos, arr.size]
+    blank = (arr == 32) | (arr == 10) | (arr == 13) | ((arr == 9) & (sep != "\t"))
+
+    def per_line(mask: np.ndarray) -> np.ndarray:
+        return np.diff(np.r_[0, np.searchsorted(np.flatnonzero(mask), end_pos)])
+
+    fields = per_line(is_sep) + 1
+    bad = (per_line(~blank) > 0) & (fields != len(columns))
+    if not bad.any():
+        return None
+    k = int(np.flatnonzero(bad)[0])
+    start = 0 if k == 0 else int(end_pos[k - 1]) + 1
+    text = data[start : int(end_pos[k])].decode(encoding, errors="replace").rstrip("\r\n")
+    return f"{_count_problem(k + 1, int(fields[k]), columns)}: {text[:120]!r}"
+
+
+@dataclass
+class _Table:
+    """What is needed to point at a line of a file being parsed, in an error."""
+
+    files: _Files
+    name: str
+    data: bytes
+    names: list[str]  # the expected fields
+    skip: int  # lines before the first data line (the header and any blank line before it)
+    sep: str
+    quoted: bool
+    encoding: str
+    shown_sep: str | None = None  # the file's own separator where ``data`` replaced it
+
+    def line(self, row: int) -> tuple[int, str]:
+        """``(1-based line number, text)`` of data row ``row`` (pandas skips blank lines).
+
+        A loop over lines, but only to describe an error.
+        """
+        count = 0
+        for number, line in enumerate(io.BytesIO(self.data), start=1):
+            if number <= self.skip or _is_blank(line, self.sep):
+                continue
+            if count == row:
+                return number, line.decode(self.encoding, errors="replace").rstrip("\r\n")
+            count += 1
+        return self.skip + row + 1, ""
+
+    def error(self, row: int, column: str | None, problem: str) -> DatasetNotAvailable:
+        """The error for data row ``row``: a wrong number of fields, else ``problem``."""
+        number, text = self.line(row)
+        fields = _split_fields(text, self.sep, self.quoted) if text else []
+        if text and len(fields) != len(self.names):
+            what = _count_problem(number, len(fields), self.names)
+        else:
+            value = fields[self.names.index(column)] if column in self.names and fields else ""
+            what = f"line {number}: {column} is " + (f"{value!r}, {problem}" if value else "empty")
+        shown = text.replace(self.sep, self.shown_sep) if self.shown_sep else text
+        return _malformed(self.files, self.name, f"{what}: {shown[:120]!r}")
+
+
+def _first_bad_value(
+    table: _Table, columns: dict[str, str], read: Callable
+) -> DatasetNotAvailable | None:
+    """After the typed read failed: the error for the first row with a value that is not a
+    number (or a field too many), or ``None``.
+
+    Reads the file again as text, a chunk of rows at a time (memory stays bounded).
+    """
+    start = 0
+    for chunk in read(dtype=str, chunksize=1 << 20):
+        found: list[tuple[int, str | None, str]] = []
+        extra = (chunk[_EXTRA].fillna("") != "").to_numpy()
+        if extra.any():
+            found.append((int(np.flatnonzero(extra)[0]), None, ""))
+        for col, kind in columns.items():
+            if kind == "str":
+                continue
+            values = pd.to_numeric(chunk[col], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+            bad = ~np.isfinite(values)
+            if kind == "int":
+                with np.errstate(invalid="ignore"):
+                    bad |= (np.trunc(values) != values) | (np.abs(values) >= 2.0**63)
+            if bad.any():
+                kind_text = "not an integer (int64)" if kind == "int" else "not a finite number"
+                found.append((int(np.flatnonzero(bad)[0]), col, kind_text))
+        if found:
+            row, col, problem = min(found, key=lambda f: f[0])
+            return table.error(start + row, col, problem)
+        start += len(chunk)
+    return None
+
+
+def _read_table(
+    files: _Files,
+    name: str,
+    columns: dict[str, str],
+    *,
+    sep: str,
+    encoding: str,
+    header: list[str] | None = None,
+    normalize: Callable[[str], str] = str.strip,
+    quoted: bool = False,
+    data: bytes | None = None,
+    shown_sep: str | None = None,
+) -> pd.DataFrame:
+    """Read the file ``name`` strictly: its ``columns`` (name -> "int" | "float" | "str").
+
+    Every non-blank line must have exactly ``len(columns)`` fields; "int" fields must be
+    integers that int64 holds and "float" fields finite numbers, none empty; the file must
+    hold at least one data line and, with ``header``, start with that header (each name passed
+    through ``normalize``). ``data`` replaces the file's bytes (ml-1m's ``::`` separators,
+    shown as ``shown_sep`` in messages).
+
+    Returns:
+        A frame with the columns in order: int64 and float32 numpy columns, str columns as read.
+
+    Raises:
+        DatasetNotAvailable: naming the dataset, the file, the line and what to do.
+    """
+    data = files.read(name) if data is None else data
+    names = list(columns)
+    if not data or data.isspace():  # (isspace stops at the first other byte; no copy)
+        raise _malformed(files, name, "it is empty")
+    skip = 0
+    if header is not None:
+        skip, text = _header(data, encoding)
+        found = [normalize(h) for h in _split_fields(text, sep, quoted)]
+        if found != header:
+            raise _malformed(files, name, f"line {skip}: the header is {found}, expected {header}")
+    if "str" in columns.values():
+        problem = _field_count_problem(data, sep, names, quoted, encoding)
+        if problem is not None:
+            raise _malformed(files, name, problem)
+    else:
+        # Numbers only (the big ratings files): pandas reads a trailing separator as one empty
+        # field too many that it cannot tell from a missing one; bytes.find is a fast scan.
+        tail = sep.encode()
+        hits = [i for i in (data.find(tail + b"\n"), data.find(tail + b"\r")) if i >= 0]
+        end = len(data)
+        while data[end - 1 : end] in (b"\r", b"\n"):  # the final line breaks (no copy)
+            end -= 1
+        if data[end - len(tail) : end] == tail:
+            hits.append(end - len(tail))
+        if hits:
+            number = data.count(b"\n", 0, min(hits)) + 1
+            raise _malformed(
+                files,
+                name,
+                f"line {number} ends with a separator, so its last field is empty (expected "
+                f"{len(names)} non-empty fields: {', '.join(names)})",
+            )
+
+    def read(**kw):
+        return pd.read_csv(
+            io.BytesIO(data),
+            sep=sep,
+            header=None,
+            skiprows=skip,
+            names=[*names, _EXTRA],
+            index_col=False,
+            encoding=encoding,
+            quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
+            keep_default_na=False,
+            engine="c",
+            **kw,
+        )
+
+    dtypes = {c: _PARSE_DTYPES[k] for c, k in columns.items()}
+    empty_is_na = [c for c, k in columns.items() if k == "float"] + [_EXTRA]
+    table = _Table(files, name, data, names, skip, sep, quoted, encoding, shown_sep)
+    try:
+        frame = read(dtype={**dtypes, _EXTRA: np.float64}, na_values={c: [""] for c in empty_is_na})
+    except UnicodeDecodeError as exc:
+        raise _malformed(
+            files, name, f"it is not {encoding} text (byte {exc.start}: {exc.reason})"
+        ) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise _malformed(files, name, "it holds no data lines") from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # pandas' ParserError is a ValueError
+        match = re.search(r"Expected \d+ fields in line (\d+), saw (\d+)", str(exc))
+        if match:
+            raise _malformed(files, name, _count_problem(*match.groups(), names)) from exc
+        try:
+            error = _first_bad_value(table, columns, read)
+        except Exception:  # noqa: BLE001 - the diagnosis is best effort; report pandas' error
+            error = None
+        if error is not None:
+            raise error from exc
+        raise _malformed(files, name, f"pandas could not read it ({exc})") from exc
+    if len(frame) == 0:
+        raise _malformed(files, name, "it holds no data lines")
+    extra = ~np.isnan(frame[_EXTRA].to_numpy())
+    if extra.any():
+        raise table.error(int(np.flatnonzero(extra)[0]), None, "")
+    out = {}
+    for col, kind in columns.items():
+        s = frame[col]
+        if kind == "int":
+            missing = s.isna().to_numpy()
+            if missing.any():
+                raise table.error(int(np.flatnonzero(missing)[0]), col, "not an integer")
+            out[col] = np.array(s.to_numpy(dtype=np.int64))  # a writable copy of the column
+        elif kind == "float":
+            values = s.to_numpy()
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise table.error(int(np.flatnonzero(bad)[0]), col, "not a finite number")
+            out[col] = np.array(values)
+        else:
+            out[col] = s
+    del frame
+    return pd.DataFrame(out, copy=False)  # the numeric columns are fresh arrays: no 2nd copy
+
+
+def _check_unique(table_frame: pd.DataFrame, col: str, files: _Files, name: str) -> None:
+    """The ids of an item or user table must be unique."""
+    dup = table_frame[col].duplicated().to_numpy()
+    if dup.any():
+        value = table_frame[col].to_numpy()[np.flatnonzero(dup)[0]]
+        raise _malformed(
+            files, name, f"{col} {value} occurs on more than one line (ids must be unique)"
+        )
+
+
+def _ratings_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    """The course's ratings frame from the four parsed columns (int64, int64, float32, int64
+    from :func:`_read_table`), in file order."""
+    return raw.set_axis(list(_RATING_DTYPES), axis=1)  # no copy of the columns
 
 
 def _split_titles(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -325,7 +644,7 @@ def _items_frame(
 
 
 def _users_frame(u: pd.DataFrame, occupation=None) -> pd.DataFrame:
-    """The users table from the raw (string) columns of ``u.user``, ``users.dat`` or the mirror.
+    """The users table from the parsed columns of ``u.user``, ``users.dat`` or the mirror.
 
     ``occupation`` replaces ``u["occupation"]`` where the file holds codes (ml-1m).
     """
@@ -349,54 +668,97 @@ def _flags_to_lists(flags: np.ndarray, names: list[str]) -> list[list[str]]:
     return [list(chunk) for chunk in np.split(labels, np.cumsum(counts)[:-1])]
 
 
+def _ml100k_genres(files: _Files) -> list[str]:
+    """The genre names of ``u.genre`` (``name|index`` lines), in index order."""
+    text = files.read("u.genre").decode("latin-1")
+    pairs = []
+    for number, line in enumerate(text.splitlines(), start=1):  # about 20 lines
+        if not line.strip():
+            continue
+        parts = line.rsplit("|", 1)
+        if len(parts) != 2 or not re.fullmatch(r"\s*[0-9]+\s*", parts[1]):
+            raise _malformed(files, "u.genre", f"line {number} is {line!r}, expected 'name|index'")
+        pairs.append((int(parts[1]), parts[0]))
+    if not pairs:
+        raise _malformed(files, "u.genre", "it lists no genre")
+    indices = sorted(i for i, _ in pairs)
+    if indices != list(range(len(pairs))):
+        raise _malformed(
+            files,
+            "u.genre",
+            f"the genre indices are {indices}, expected 0 to {len(pairs) - 1} once each",
+        )
+    return [g for _, g in sorted(pairs)]
+
+
 def _parse_ml100k(files: _Files) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    ratings = pd.read_csv(
-        io.BytesIO(files.read("u.data")),
-        sep="\t",
-        header=None,
-        names=list(_RATING_DTYPES),
-        dtype=_RATING_DTYPES,
-        engine="c",
+    ratings = _ratings_frame(
+        _read_table(files, "u.data", _RATING_FIELDS, sep="\t", encoding="latin-1")
     )
-    genre_lines = files.read("u.genre").decode("latin-1").splitlines()
-    pairs = [line.rsplit("|", 1) for line in genre_lines if line.strip()]
-    genre_names = [g for g, _ in sorted(pairs, key=lambda p: int(p[1]))]
-    cols = ["item_id", "title", "release_date", "video_date", "url"] + genre_names
-    raw = _read_table(files.read("u.item"), "|", cols, "latin-1", dtype=str)
+    genre_names = _ml100k_genres(files)
+    flag_cols = [f"genre {k} ({g})" for k, g in enumerate(genre_names)]
+    fields = {"item_id": "int", "title": "str", "release_date": "str", "video_date": "str"}
+    fields |= {"url": "str", **dict.fromkeys(flag_cols, "int")}
+    raw = _read_table(files, "u.item", fields, sep="|", encoding="latin-1")
+    _check_unique(raw, "item_id", files, "u.item")
     title, year = _split_titles(raw["title"])
     # The year is the one in the title (as in the other datasets and the mirror); the release
     # date's year is only a fallback for titles that have none.
     date_year = pd.to_numeric(raw["release_date"].str[-4:], errors="coerce").astype("Int64")
     year = year.fillna(date_year.reset_index(drop=True))
-    flags = raw[genre_names].astype(np.int64).to_numpy()
-    items = _items_frame(
-        raw["item_id"].astype(np.int64), title, year, _flags_to_lists(flags, genre_names)
-    )
+    flags = raw[flag_cols].to_numpy(dtype=np.int64)
+    if not np.isin(flags, (0, 1)).all():
+        row, col = (int(k[0]) for k in np.nonzero(~np.isin(flags, (0, 1))))
+        raise _malformed(
+            files,
+            "u.item",
+            f"item {raw['item_id'].to_numpy()[row]} has the flag {flags[row, col]} for the genre "
+            f"{genre_names[col]!r}, expected 0 or 1",
+        )
+    items = _items_frame(raw["item_id"], title, year, _flags_to_lists(flags, genre_names))
     u = _read_table(
-        files.read("u.user"),
-        "|",
-        ["user_id", "age", "gender", "occupation", "zip_code"],
-        "latin-1",
-        dtype=str,
+        files,
+        "u.user",
+        {"user_id": "int", "age": "int", "gender": "str", "occupation": "str", "zip_code": "str"},
+        sep="|",
+        encoding="latin-1",
     )
-    users = _users_frame(u)
-    return ratings, items, users
+    _check_unique(u, "user_id", files, "u.user")
+    return ratings, items, _users_frame(u)
 
 
-def _parse_mirror(paths: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    inter = pd.read_csv(paths["inter"], sep="\t", header=0, engine="c")
-    inter.columns = [c.split(":", 1)[0] for c in inter.columns]
-    ratings = pd.DataFrame({c: inter[c].to_numpy().astype(t) for c, t in _RATING_DTYPES.items()})
-    it = pd.read_csv(
-        paths["item"],
-        sep="\t",
-        header=0,
-        dtype=str,
-        keep_default_na=False,
-        quoting=csv.QUOTE_NONE,
-        encoding="utf-8",
+_MIRROR_HEADERS = {
+    "inter": ["user_id", "item_id", "rating", "timestamp"],
+    "item": ["item_id", "movie_title", "release_year", "class"],
+    "user": ["user_id", "age", "gender", "occupation", "zip_code"],
+}
+
+
+def _mirror_files(paths: dict[str, Path], fix: str) -> _Files:
+    """The mirror's files (``paths`` keyed as :data:`MIRROR_FILES`), by base name."""
+    return _Files(
+        next(iter(paths.values())).parent,
+        "ml-100k",
+        fix,
+        paths={Path(MIRROR_FILES[k]).name: p for k, p in paths.items()},
     )
-    it.columns = [c.split(":", 1)[0] for c in it.columns]
+
+
+def _parse_mirror(files: _Files) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    def table(key: str, kinds: list[str]) -> pd.DataFrame:
+        return _read_table(
+            files,
+            Path(MIRROR_FILES[key]).name,
+            dict(zip(_MIRROR_HEADERS[key], kinds, strict=True)),
+            sep="\t",
+            encoding="utf-8",
+            header=_MIRROR_HEADERS[key],
+            normalize=lambda h: h.split(":", 1)[0].strip(),  # "user_id:token" -> "user_id"
+        )
+
+    ratings = _ratings_frame(table("inter", ["int", "int", "float", "int"]))
+    it = table("item", ["int", "str", "str", "str"])
+    _check_unique(it, "item_id", files, Path(MIRROR_FILES["item"]).name)
     # RecBole spells the placeholder item 267 "unkonwn"; the official archive says "unknown".
     title = it["movie_title"].str.strip().replace("unkonwn", "unknown")
     year = pd.to_numeric(it["release_year"], errors="coerce").astype("Int64")
@@ -409,56 +771,69 @@ def _parse_mirror(paths: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, p
         title[bad] = fixed_title.to_numpy()
         year[bad] = fixed_year.to_numpy()
     genres = [g.split() for g in it["class"].tolist()]
-    items = _items_frame(it["item_id"].astype(np.int64), title, year, genres)
-    us = pd.read_csv(paths["user"], sep="\t", header=0, dtype=str, keep_default_na=False)
-    us.columns = [c.split(":", 1)[0] for c in us.columns]
-    users = _users_frame(us)
-    return ratings, items, users
+    items = _items_frame(it["item_id"], title, year, genres)
+    us = table("user", ["int", "int", "str", "str", "str"])
+    _check_unique(us, "user_id", files, Path(MIRROR_FILES["user"]).name)
+    return ratings, items, _users_frame(us)
 
 
 def _parse_ml1m(files: _Files) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    def table(name: str, cols: list[str], **kw) -> pd.DataFrame:
+    def table(name: str, fields: dict[str, str]) -> pd.DataFrame:
         # "::" is two characters, which pandas' fast C parser cannot split on.
-        return _read_table(files.read(name).replace(b"::", b"\t"), "\t", cols, "latin-1", **kw)
+        data = files.read(name).replace(b"::", b"\t")
+        return _read_table(
+            files, name, fields, sep="\t", encoding="latin-1", data=data, shown_sep="::"
+        )
 
-    ratings = table("ratings.dat", list(_RATING_DTYPES), dtype=_RATING_DTYPES)
-    mv = table("movies.dat", ["item_id", "title", "genres"], dtype=str)
+    ratings = _ratings_frame(table("ratings.dat", _RATING_FIELDS))
+    mv = table("movies.dat", {"item_id": "int", "title": "str", "genres": "str"})
+    _check_unique(mv, "item_id", files, "movies.dat")
     title, year = _split_titles(mv["title"])
     genres = [g.split("|") if g else [] for g in mv["genres"].tolist()]
-    items = _items_frame(mv["item_id"].astype(np.int64), title, year, genres)
-    us = table("users.dat", ["user_id", "gender", "age", "occupation", "zip_code"], dtype=str)
-    occupation = np.asarray(_ML1M_OCCUPATIONS, dtype=object)[
-        us["occupation"].astype(np.int64).to_numpy()
-    ]
-    users = _users_frame(us, occupation)
-    return ratings, items, users
+    items = _items_frame(mv["item_id"], title, year, genres)
+    fields = {"user_id": "int", "gender": "str", "age": "int", "occupation": "int"}
+    us = table("users.dat", fields | {"zip_code": "str"})
+    _check_unique(us, "user_id", files, "users.dat")
+    codes = us["occupation"].to_numpy()
+    bad = (codes < 0) | (codes >= len(_ML1M_OCCUPATIONS))
+    if bad.any():
+        raise _malformed(
+            files,
+            "users.dat",
+            f"user {us['user_id'].to_numpy()[bad][0]} has the occupation code "
+            f"{codes[bad][0]}, expected 0 to {len(_ML1M_OCCUPATIONS) - 1}",
+        )
+    occupation = np.asarray(_ML1M_OCCUPATIONS, dtype=object)[codes]
+    return ratings, items, _users_frame(us, occupation)
 
 
 def _parse_csv(files: _Files) -> tuple[pd.DataFrame, pd.DataFrame, None]:
-    ratings = pd.read_csv(
-        io.BytesIO(files.read("ratings.csv")),
-        header=0,
-        dtype={
-            "userId": np.int64,
-            "movieId": np.int64,
-            "rating": np.float32,
-            "timestamp": np.int64,
-        },
-        engine="c",
-    )
-    ratings.columns = list(_RATING_DTYPES)
-    mv = pd.read_csv(
-        io.BytesIO(files.read("movies.csv")),
-        header=0,
-        dtype=str,
-        keep_default_na=False,
+    header = ["userId", "movieId", "rating", "timestamp"]
+    raw = _read_table(
+        files,
+        "ratings.csv",
+        dict(zip(header, _RATING_FIELDS.values(), strict=True)),
+        sep=",",
         encoding="utf-8",
+        header=header,
+        quoted=True,
     )
+    ratings = _ratings_frame(raw)
+    mv = _read_table(
+        files,
+        "movies.csv",
+        {"movieId": "int", "title": "str", "genres": "str"},
+        sep=",",
+        encoding="utf-8",
+        header=["movieId", "title", "genres"],
+        quoted=True,
+    )
+    _check_unique(mv, "movieId", files, "movies.csv")
     title, year = _split_titles(mv["title"])
     genres = [
         [] if g in ("", "(no genres listed)") else g.split("|") for g in mv["genres"].tolist()
     ]
-    items = _items_frame(mv["movieId"].astype(np.int64), title, year, genres)
+    items = _items_frame(mv["movieId"], title, year, genres)
     return ratings, items, None
 
 
@@ -470,11 +845,16 @@ _PARSERS: dict[str, Callable[[_Files], tuple]] = {
 }
 
 
-def _parse(name: str, kind: str, path: Path) -> tuple:
-    """Parse ``path``: a zip or folder (``kind`` "zip"/"dir"), or a folder of mirror files."""
+def _parse(name: str, kind: str, path: Path, fix: str = "") -> tuple:
+    """Parse ``path``: a zip or folder (``kind`` "zip"/"dir"), or a folder of mirror files.
+
+    ``fix`` says what to do if a file is malformed (where the files come from decides it).
+    """
     if kind == "mirror":
-        return _parse_mirror({k: path / Path(p).name for k, p in MIRROR_FILES.items()})
-    files = _Files(path)
+        return _parse_mirror(
+            _mirror_files({k: path / Path(p).name for k, p in MIRROR_FILES.items()}, fix)
+        )
+    files = _Files(path, name, fix)
     spec = _archive_spec(name)
     if not files.has(spec.files):
         raise DatasetNotAvailable(
@@ -484,47 +864,85 @@ def _parse(name: str, kind: str, path: Path) -> tuple:
 
 
 # --------------------------------------------------------------------------------------------
-# The parsed-table cache: one .npz file of plain arrays (no pickle), written atomically.
+# The parsed-table cache: one .npz file (no pickle) holding three uint8 arrays: ``meta`` (JSON:
+# the tables' layout), ``payload`` (every column's bytes, each part 8-byte aligned) and
+# ``sha256`` (of meta and payload: a zip's CRC is only checked when a member is read to its
+# end, so it cannot be relied on). Written atomically; any failure to read it means "rebuild".
 
 _ROW_SEP = "\x1e"
 _LIST_SEP = "\x1f"
+_CACHE_MEMBERS = {"meta", "payload", "sha256"}
 
 
-def _encode_frame(df: pd.DataFrame, prefix: str, arrays: dict[str, np.ndarray]) -> list:
+class _Payload:
+    """Collects the bytes of the columns; each part is ``[dtype, byte offset, count]``."""
+
+    def __init__(self) -> None:
+        self.chunks: list[np.ndarray] = []
+        self.size = 0
+
+    def add(self, arr: np.ndarray) -> list:
+        arr = np.ascontiguousarray(arr)
+        pad = -self.size % 8
+        if pad:
+            self.chunks.append(np.zeros(pad, dtype=np.uint8))
+            self.size += pad
+        part = [arr.dtype.str, self.size, int(arr.size)]
+        self.chunks.append(arr.reshape(-1).view(np.uint8))
+        self.size += arr.nbytes
+        return part
+
+    def array(self) -> np.ndarray:
+        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.uint8)
+
+
+def _text_bytes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+
+def _encode_frame(df: pd.DataFrame, payload: _Payload) -> list:
     schema = []
-    for i, col in enumerate(df.columns):
+    for col in df.columns:
         s = df[col]
-        key = f"{prefix}{i}"
         if isinstance(s.dtype, pd.Int64Dtype):
-            arrays[key] = s.fillna(0).to_numpy(dtype=np.int64)
-            arrays[key + "_na"] = s.isna().to_numpy()
+            parts = [payload.add(s.fillna(0).to_numpy(dtype=np.int64))]
+            parts.append(payload.add(s.isna().to_numpy()))
             kind = "Int64"
         elif s.dtype == object and len(s) and isinstance(s.iloc[0], list):
-            text = _ROW_SEP.join(_LIST_SEP.join(v) for v in s)
-            arrays[key] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+            parts = [payload.add(_text_bytes(_ROW_SEP.join(_LIST_SEP.join(v) for v in s)))]
             kind = "lists"
         elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-            arrays[key] = s.to_numpy()
+            parts = [payload.add(s.to_numpy())]
             kind = "numeric"
         else:
-            text = _ROW_SEP.join(s.astype(str).tolist())
-            arrays[key] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+            parts = [payload.add(_text_bytes(_ROW_SEP.join(s.astype(str).tolist())))]
             kind = "str"
-        schema.append([col, kind])
+        schema.append([col, kind, parts])
     return [len(df), schema]
 
 
-def _decode_frame(z, prefix: str, layout: list) -> pd.DataFrame:
+def _payload_part(payload: np.ndarray, part: list) -> np.ndarray:
+    dtype, offset, count = part
+    dt = np.dtype(dtype)
+    end = offset + count * dt.itemsize
+    if dt.hasobject or offset < 0 or count < 0 or end > payload.size:
+        raise ValueError(f"part {part} does not fit the payload")
+    return payload[offset:end].view(dt)
+
+
+def _decode_frame(payload: np.ndarray, layout: list) -> pd.DataFrame:
     n_rows, schema = layout
     data = {}
-    for i, (col, kind) in enumerate(schema):
-        key = f"{prefix}{i}"
+    for col, kind, parts in schema:
+        first = _payload_part(payload, parts[0])
         if kind == "numeric":
-            data[col] = z[key]
+            data[col] = first
         elif kind == "Int64":
-            data[col] = pd.arrays.IntegerArray(z[key], z[key + "_na"])
+            data[col] = pd.arrays.IntegerArray(
+                first.copy(), _payload_part(payload, parts[1]).copy()
+            )
         else:
-            text = z[key].tobytes().decode("utf-8")
+            text = first.tobytes().decode("utf-8")
             rows = text.split(_ROW_SEP) if n_rows else []
             if kind == "lists":
                 data[col] = pd.Series(
@@ -534,11 +952,18 @@ def _decode_frame(z, prefix: str, layout: list) -> pd.DataFrame:
                 data[col] = pd.Series(rows).to_numpy()
         if len(data[col]) != n_rows:
             raise ValueError(f"column {col} has {len(data[col])} rows, expected {n_rows}")
-    frame = pd.DataFrame(data)
-    for col, kind in schema:
+    frame = pd.DataFrame(data)  # copies the numeric columns out of the payload
+    for col, kind, _ in schema:
         if kind == "lists":
             frame[col] = pd.Series(data[col], dtype=object)
     return frame
+
+
+def _digest(meta: np.ndarray, payload: np.ndarray) -> bytes:
+    h = hashlib.sha256(meta.size.to_bytes(8, "little"))
+    h.update(meta)
+    h.update(payload)
+    return h.hexdigest().encode("ascii")
 
 
 def _parsed_path(cache: Path, name: str) -> Path:
@@ -566,17 +991,20 @@ def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Non
 
 def _write_parsed(cache: Path, name: str, tables: tuple, origin: str) -> None:
     ratings, items, users = tables
-    arrays: dict[str, np.ndarray] = {}
+    if len(ratings) == 0 or len(items) == 0:  # the parsers never return these; never cache them
+        raise DatasetNotAvailable(f"MovieLens {name!r}: refusing to cache an empty table")
+    payload = _Payload()
     meta = {
         "format": CACHE_FORMAT,
         "name": name,
         "origin": origin,
         "sha256": REGISTRY[name].sha256 if origin == "archive" else None,
-        "ratings": _encode_frame(ratings, "r", arrays),
-        "items": _encode_frame(items, "i", arrays),
-        "users": None if users is None else _encode_frame(users, "u", arrays),
+        "ratings": _encode_frame(ratings, payload),
+        "items": _encode_frame(items, payload),
+        "users": None if users is None else _encode_frame(users, payload),
     }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    arrays = {"meta": _text_bytes(json.dumps(meta)), "payload": payload.array()}
+    arrays["sha256"] = np.frombuffer(_digest(arrays["meta"], arrays["payload"]), dtype=np.uint8)
     try:
         _atomic_write(_parsed_path(cache, name), lambda f: np.savez(f, **arrays))
     except OSError as exc:
@@ -588,27 +1016,57 @@ def _write_parsed(cache: Path, name: str, tables: tuple, origin: str) -> None:
         )
 
 
-def _read_parsed(cache: Path, name: str) -> tuple | None:
+def _read_parsed(cache: Path, name: str) -> tuple[tuple | None, str]:
+    """``(tables, "")`` from the parsed cache, or ``(None, why not)``.
+
+    Any failure to read it (a truncated or corrupt file, whatever the zip and npy readers
+    raise, a SHA-256 that does not match) means "parse the files again"; the caller then
+    rewrites it.
+    """
     path = _parsed_path(cache, name)
     if not path.is_file():
-        return None
+        return None, "absent"
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
-            if meta.get("format") != CACHE_FORMAT or meta.get("name") != name:
-                return None
-            if meta["origin"] == "archive" and meta["sha256"] != REGISTRY[name].sha256:
-                return None
-            ratings = _decode_frame(z, "r", meta["ratings"])
-            items = _decode_frame(z, "i", meta["items"])
-            users = None if meta["users"] is None else _decode_frame(z, "u", meta["users"])
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
-        return None  # unreadable or stale: parse again and overwrite it
-    return ratings, items, users
+            if set(z.files) != _CACHE_MEMBERS:
+                return None, "written by another version: rebuilding it"
+            arrays = {key: z[key] for key in _CACHE_MEMBERS}
+        if any(a.dtype != np.uint8 or a.ndim != 1 for a in arrays.values()):
+            raise ValueError("an array is not 1-D uint8")
+        if arrays["sha256"].tobytes() != _digest(arrays["meta"], arrays["payload"]):
+            return None, "corrupt (its SHA-256 does not match its contents): rebuilding it"
+        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+        if meta.get("format") != CACHE_FORMAT or meta.get("name") != name:
+            return None, "written by another version: rebuilding it"
+        if meta["origin"] == "archive" and meta["sha256"] != REGISTRY[name].sha256:
+            return None, "made from another archive: rebuilding it"
+        payload = arrays["payload"]
+        ratings = _decode_frame(payload, meta["ratings"])
+        items = _decode_frame(payload, meta["items"])
+        users = None if meta["users"] is None else _decode_frame(payload, meta["users"])
+    except Exception as exc:  # noqa: BLE001 - whatever the zip and npy readers raise
+        return None, f"unreadable ({type(exc).__name__}): rebuilding it"
+    return (ratings, items, users), ""
 
 
 # --------------------------------------------------------------------------------------------
 # Downloading
+
+
+def _import_pooch():
+    """``import pooch`` without the warning its import can print.
+
+    pooch's downloaders import ``tqdm.auto`` at import time; inside a Jupyter kernel without
+    ipywidgets that import prints ``TqdmWarning: IProgress not found`` on stderr (once per
+    kernel), which a strict book build turns into an error. The course draws its own bars
+    (:func:`recs_course.utils.progress_bar`), so the warning says nothing useful here.
+    """
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        import pooch
+    return pooch
 
 
 def _download(name: str, spec: Archive, cache: Path) -> tuple[Path | None, str]:
@@ -617,10 +1075,16 @@ def _download(name: str, spec: Archive, cache: Path) -> tuple[Path | None, str]:
     A cached archive with the wrong hash is fetched again (pooch's "update"). A download whose
     hash does not match raises :class:`DatasetNotAvailable`.
     """
-    import pooch
     import requests
 
-    downloader = pooch.HTTPDownloader(progressbar=spec.size > 20_000_000, timeout=DOWNLOAD_TIMEOUT)
+    pooch = _import_pooch()
+    # A bar only for the large archives, drawn by the course's helper (never tqdm.auto).
+    bar = (
+        progress_bar(desc=f"{name}.zip", unit="B", unit_scale=True, leave=False)
+        if spec.size > 20_000_000 and progress_enabled()
+        else False
+    )
+    downloader = pooch.HTTPDownloader(progressbar=bar, timeout=DOWNLOAD_TIMEOUT)
     # pooch logs "Downloading data from ..." at INFO on stderr, which would show in every
     # chapter whose first load falls back to the offline mirror: keep it quiet for this call.
     logger = pooch.get_logger()
@@ -693,7 +1157,8 @@ def load_movielens(
     Raises:
         ValueError: unknown ``name``.
         DatasetNotAvailable: nothing worked (the message says what to do), a zip does not
-            match the registry's SHA-256, or a download was corrupt.
+            match the registry's SHA-256, a download was corrupt, or a file is malformed (the
+            message names the file and line; see the module docstring).
     """
     spec = _archive_spec(name)
     tried: list[str] = []
@@ -710,19 +1175,27 @@ def load_movielens(
                         f"{path} is not the official {name} archive: its SHA-256 is {digest}, "
                         f"expected {spec.sha256}. Download it again from {spec.url}."
                     )
-            return _dataset(name, _parse(name, kind, path), "data_home")
+            fix = (
+                "Fix or replace that file (the official files are in "
+                f"{spec.url}), or load without data_home to use the cache or the download."
+            )
+            return _dataset(name, _parse(name, kind, path, fix), "data_home")
         tried.append(f"data_home={str(home)!r}: no {name} files {list(spec.files)} or zip there")
 
     cache = cache_dir()
-    parsed = _read_parsed(cache, name)
+    parsed, why = _read_parsed(cache, name)
     if parsed is not None:
         return _dataset(name, parsed, "cache")
-    tried.append(f"parsed cache {_parsed_path(cache, name)}: absent")
+    tried.append(f"parsed cache {_parsed_path(cache, name)}: {why}")
 
     archive = cache / f"{name}.zip"
+    refetch = (
+        f"Delete {archive} and load again to download it afresh, or pass "
+        "data_home=<a folder holding good files>."
+    )
     if archive.is_file():
         if _sha256(archive) == spec.sha256:
-            tables = _parse(name, "zip", archive)
+            tables = _parse(name, "zip", archive, refetch)
             _write_parsed(cache, name, tables, "archive")
             return _dataset(name, tables, "archive")
         tried.append(f"cached archive {archive}: corrupt (SHA-256 mismatch)")
@@ -732,7 +1205,7 @@ def load_movielens(
     if download:
         path, why = _download(name, spec, cache)
         if path is not None:
-            tables = _parse(name, "zip", path)
+            tables = _parse(name, "zip", path, refetch)
             _write_parsed(cache, name, tables, "archive")
             return _dataset(name, tables, "download")
         tried.append(why)
@@ -742,7 +1215,12 @@ def load_movielens(
     if name == "ml-100k":
         paths = _mirror_paths()
         if paths is not None:
-            tables = _parse_mirror(paths)
+            reinstall = (
+                f"Reinstall the mirror (pip install --force-reinstall --no-deps "
+                f"{MIRROR_DISTRIBUTION}=={MIRROR_VERSION}), or pass data_home=<a folder "
+                "holding the official files>."
+            )
+            tables = _parse_mirror(_mirror_files(paths, reinstall))
             _write_parsed(cache, name, tables, "mirror")
             return _dataset(name, tables, "mirror")
         tried.append(f"offline mirror: the {MIRROR_DISTRIBUTION!r} wheel is not installed")

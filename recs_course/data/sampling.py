@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from ._common import as_index_array, check_frame, torch_generator
+from ._common import as_index_array, check_index_range, check_ratings, torch_generator
 
 __all__ = [
     "NegativeSampler",
@@ -91,11 +91,11 @@ class NegativeSampler:
 
         ``n_users`` defaults to the largest user index + 1.
         """
-        u, i = _encoded_pairs(r, n_items, "r")
+        if n_users is not None:
+            n_users = _check_count(n_users, "n_users")
+        u, i = _encoded_pairs(r, n_items, "r", n_users)
         if n_users is None:
             n_users = int(u.max()) + 1 if u.size else 0
-        if u.size and u.max() >= n_users:
-            raise ValueError(f"user index {u.max()} is out of range for n_users={n_users}")
         obj = cls.__new__(cls)
         obj._setup(u, i, int(n_users), int(n_items), canonical=False)
         return obj
@@ -104,6 +104,11 @@ class NegativeSampler:
         self, rows: np.ndarray, cols: np.ndarray, n_users: int, n_items: int, canonical: bool
     ) -> None:
         """Positives ``(rows[m], cols[m])``; ``canonical``: unique and sorted by (row, col)."""
+        if n_users * (n_items + 1) >= 2**63:
+            raise ValueError(
+                f"n_users={n_users} x n_items={n_items} is too large for the sampler's int64 "
+                "keys: are the ids encoded? Encode them with IdEncoder first"
+            )
         self.n_users, self.n_items = n_users, n_items
         self._member: torch.Tensor | None = None
         self._keys: torch.Tensor | None = None
@@ -143,12 +148,7 @@ class NegativeSampler:
         return k + below
 
     def _check_users(self, users: torch.Tensor, n_neg: int, replace: bool) -> torch.Tensor | None:
-        """Validate ``users``; return their pool sizes, or ``None`` when not needed."""
-        if users.numel() and (int(users.min()) < 0 or int(users.max()) >= self.n_users):
-            raise ValueError(
-                f"user indices must lie in [0, {self.n_users}), got values from "
-                f"{int(users.min())} to {int(users.max())}: encode ids with IdEncoder"
-            )
+        """Pool sizes of ``users`` (in range), or ``None`` when not needed; checks the pools."""
         if n_neg == 0 or users.numel() == 0:
             return None
         some_empty = bool((self.pool == 0).any())
@@ -196,10 +196,16 @@ class NegativeSampler:
             ``(B, n_neg)`` LongTensor; entry ``[b, j]`` is never a positive of ``users[b]``.
         """
         n_neg = _check_count(n_neg, "n_neg")
-        users_t = torch.as_tensor(as_index_array(users, "users"))
+        users_t = torch.as_tensor(self._user_indices(users, "users"))
         out = torch.empty((len(users_t), n_neg), dtype=torch.int64)
         self._sample_into(out, users_t, torch_generator(generator), replace)
         return out
+
+    def _user_indices(self, users, name: str) -> np.ndarray:
+        """``users`` as int64 indices, checked to lie in ``[0, n_users)``."""
+        return as_index_array(
+            users, name, low=0, high=self.n_users, high_name=f"{self.n_users} (the positives' rows)"
+        )
 
     def _sample_into(
         self, out: torch.Tensor, users: torch.Tensor, g: torch.Generator | None, replace: bool
@@ -270,20 +276,15 @@ class NegativeSampler:
         return chosen.gather(1, order)
 
 
-def _encoded_pairs(r: pd.DataFrame, n_items: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    check_frame(r, ["user_id", "item_id"], what=what)
+def _encoded_pairs(
+    r: pd.DataFrame, n_items: int, what: str, n_users: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The checked user and item indices of an encoded frame (users ``>= 0``, or below
+    ``n_users`` when given; items in ``[0, n_items)``)."""
     if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < 1:
         raise ValueError(f"n_items must be a positive integer, got {n_items!r}")
-    u = as_index_array(r["user_id"], "user_id")
-    i = as_index_array(r["item_id"], "item_id")
-    if u.size and u.min() < 0:
-        raise ValueError(f"{what}: user indices must be >= 0: encode ids with IdEncoder first")
-    if i.size and (i.min() < 0 or i.max() >= n_items):
-        raise ValueError(
-            f"{what}: item indices must lie in [0, n_items={n_items}), got values from "
-            f"{i.min()} to {i.max()}: encode ids with IdEncoder (fitted on this data) first"
-        )
-    return u, i
+    cols = check_ratings(r, what, encoded=True, n_users=n_users, n_items=int(n_items))
+    return cols.user, cols.item
 
 
 def _sampler_for(r_users: np.ndarray, positives, r: pd.DataFrame, n_items: int) -> NegativeSampler:
@@ -292,11 +293,9 @@ def _sampler_for(r_users: np.ndarray, positives, r: pd.DataFrame, n_items: int) 
     sampler = positives if isinstance(positives, NegativeSampler) else NegativeSampler(positives)
     if sampler.n_items != n_items:
         raise ValueError(f"positives has {sampler.n_items} items (columns) but n_items={n_items}")
-    if r_users.size and r_users.max() >= sampler.n_users:
-        raise ValueError(
-            f"user index {r_users.max()} is out of range for positives with "
-            f"{sampler.n_users} users (rows)"
-        )
+    check_index_range(
+        r_users, "r['user_id']", 0, sampler.n_users, f"{sampler.n_users} (the positives' rows)"
+    )
     return sampler
 
 

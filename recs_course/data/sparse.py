@@ -6,24 +6,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._common import as_index_array, check_frame
+from ._common import check_ratings, check_unique_pairs
 
 __all__ = ["interaction_matrix"]
 
 
-def _size(ids: np.ndarray, n: int | None, what: str) -> int:
-    if ids.size and ids.min() < 0:
-        raise ValueError(f"{what} indices must be >= 0, got {ids.min()}: encode ids with IdEncoder")
-    needed = int(ids.max()) + 1 if ids.size else 0
+def _check_size(n: int | None, what: str) -> int | None:
     if n is None:
-        return needed
+        return None
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n_{what}s must be a non-negative integer, got {n!r}")
-    if needed > n:
-        raise ValueError(
-            f"{what} index {needed - 1} is out of range for n_{what}s={n}: encode the ids with "
-            f"IdEncoder (fitted on data holding them) or pass a larger n_{what}s"
-        )
     return int(n)
 
 
@@ -39,34 +31,31 @@ def interaction_matrix(
         r: encoded ratings (0-based ``user_id`` / ``item_id`` indices, e.g. from
             ``IdEncoder.transform``); ``rating`` is needed for ``values="rating"``.
         n_users, n_items: the shape; default ``max index + 1``. Indices ``>= n`` are an error.
-        values: ``"rating"`` stores the ratings, ``"ones"`` stores 1.0 for every interaction.
+        values: ``"rating"`` stores the ratings (finite numbers: NaN or infinite ratings are
+            an error), ``"ones"`` stores 1.0 for every interaction.
 
     Returns:
         ``scipy.sparse.csr_matrix`` of float32 with sorted column indices. Each (user, item)
-        pair must occur at most once: duplicates are an error (drop them first, e.g. with
-        ``r.drop_duplicates(["user_id", "item_id"], keep="last")``) rather than being summed
-        silently.
+        pair must occur at most once: duplicates are an error (keep one row per pair first
+        with :func:`recs_course.data.drop_duplicate_pairs`) rather than being summed silently.
+        Indices outside ``[0, n_users)`` / ``[0, n_items)`` are an error.
     """
     if values not in ("rating", "ones"):
         raise ValueError(f"values must be 'rating' or 'ones', got {values!r}")
-    check_frame(r, ["user_id", "item_id"] + (["rating"] if values == "rating" else []))
-    u = as_index_array(r["user_id"], "user_id")
-    i = as_index_array(r["item_id"], "item_id")
-    shape = (_size(u, n_users, "user"), _size(i, n_items, "item"))
-    if values == "rating":
-        data = r["rating"].to_numpy(dtype=np.float32)
-    else:
-        data = np.ones(len(r), dtype=np.float32)
+    n_users, n_items = _check_size(n_users, "user"), _check_size(n_items, "item")
+    cols = check_ratings(
+        r, "r", rating=values == "rating", rating_dtype=np.float32, encoded=True,
+        n_users=n_users, n_items=n_items,
+    )  # fmt: skip
+    u, i = cols.user, cols.item
+    shape = tuple(
+        (int(x.max()) + 1 if x.size else 0) if n is None else n
+        for x, n in ((u, n_users), (i, n_items))
+    )
+    data = cols.rating if values == "rating" else np.ones(len(u), dtype=np.float32)
     m = sp.csr_matrix((data, (u, i)), shape=shape, dtype=np.float32)
     m.sum_duplicates()
-    if m.nnz != len(r):
-        # A pair summed to zero would also lower nnz; only duplicates matter here.
-        keys = u * shape[1] + i
-        n_dup = len(keys) - len(np.unique(keys))
-        if n_dup:
-            raise ValueError(
-                f"{n_dup} duplicate (user, item) pair(s) in the ratings: drop them first, e.g. "
-                "r.drop_duplicates(['user_id', 'item_id'], keep='last')"
-            )
+    if m.nnz != len(u):  # only duplicates lower nnz (a pair summed to zero stays stored)
+        check_unique_pairs(u, i, "r", "A matrix cell holds one value; duplicates would be summed.")
     m.sort_indices()
     return m

@@ -7,6 +7,16 @@ then fit an ``IdEncoder`` on ``train`` only.
 Per-user splits (``per_user=True``, :func:`stratified_split`) give each user
 ``n_test = round(test_size * n)`` test ratings out of their ``n``, but at least one and at most
 ``n - 1`` when ``n >= 2``; a user with a single rating stays in ``train`` only.
+
+Input rules (checked by every split, vectorised; see ``recs_course.data._common``):
+
+- each (``user_id``, ``item_id``) pair occurs at most once: a pair rated twice could land in
+  both ``train`` and ``test``, so duplicates are a ``ValueError`` pointing to
+  :func:`drop_duplicate_pairs`, which keeps one row per pair;
+- ids are integers that int64 holds exactly (NaN, ``1.5``, ``2**63`` are errors);
+- where time matters (:func:`chronological_split`, :func:`leave_one_out`), ``timestamp`` holds
+  numbers (integers, or integral finite floats) or ``datetime64`` values; NaN, NaT, strings are
+  errors.
 """
 
 from __future__ import annotations
@@ -14,15 +24,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._common import check_frame, check_test_size, numpy_rng
+from ._common import (
+    check_frame,
+    check_ratings,
+    check_test_size,
+    numpy_rng,
+    pair_keys,
+    rating_values,
+)
 
 __all__ = [
+    "drop_duplicate_pairs",
     "random_split",
     "chronological_split",
     "leave_one_out",
     "stratified_split",
     "to_implicit",
 ]
+
+
+_LEAK = "A pair rated twice could put the same (user, item) in train and in test."
 
 
 def _split(r: pd.DataFrame, test_mask: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -69,8 +90,8 @@ def random_split(
     Users or items may end up in ``test`` only: handle them with
     ``IdEncoder.transform(test, unknown="drop")``.
     """
-    check_frame(r, ["user_id", "item_id"])
     test_size = check_test_size(test_size)
+    check_ratings(r, unique_pairs=_LEAK)
     n_test = _global_n_test(len(r), test_size)
     mask = np.zeros(len(r), dtype=bool)
     mask[numpy_rng(seed).permutation(len(r))[:n_test]] = True
@@ -87,9 +108,9 @@ def chronological_split(
     recent as every training rating. ``per_user=True``: each user's latest ratings, counted by
     the per-user rule (module docstring), ties broken by the larger ``item_id``.
     """
-    check_frame(r, ["user_id", "item_id", "timestamp"])
     test_size = check_test_size(test_size)
-    ts = r["timestamp"].to_numpy()
+    cols = check_ratings(r, timestamp=True, unique_pairs=_LEAK)
+    ts = cols.timestamp
     pos = np.arange(len(r))
     if not per_user:
         n_test = _global_n_test(len(r), test_size)
@@ -99,9 +120,7 @@ def chronological_split(
         return _split(r, mask)
     if len(r) == 0:
         raise ValueError("cannot split an empty ratings frame")
-    mask = _per_user_tail_mask(
-        r["user_id"].to_numpy(), (pos, r["item_id"].to_numpy(), ts), None, test_size
-    )
+    mask = _per_user_tail_mask(cols.user, (pos, cols.item, ts), None, test_size)
     return _split(r, mask)
 
 
@@ -109,18 +128,18 @@ def leave_one_out(r: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out each user's latest rating (the NCF protocol).
 
     The latest is the largest ``timestamp``; among ratings with the same timestamp the one with
-    the larger ``item_id`` (then the later row) is taken, so the choice never depends on row
-    order for (user, item)-unique data. Users with a single rating keep it in ``train`` and
-    have no test rating.
+    the larger ``item_id`` is taken (the later row only breaks ties that remain, which unique
+    (user, item) pairs never leave), so the choice never depends on row order. Users with a
+    single rating keep it in ``train`` and have no test rating.
 
     Returns:
         ``(train, test)`` with at most one test row per user.
     """
-    check_frame(r, ["user_id", "item_id", "timestamp"])
+    cols = check_ratings(r, timestamp=True, unique_pairs=_LEAK)
     if len(r) == 0:
         raise ValueError("cannot split an empty ratings frame")
-    user = r["user_id"].to_numpy()
-    keys = (np.arange(len(r)), r["item_id"].to_numpy(), r["timestamp"].to_numpy())
+    user = cols.user
+    keys = (np.arange(len(r)), cols.item, cols.timestamp)
     order = np.lexsort((*keys, user))
     su = user[order]
     last = np.r_[su[1:] != su[:-1], True]
@@ -138,12 +157,12 @@ def stratified_split(
     Every user with at least two ratings has at least one rating in each part (counts by the
     per-user rule in the module docstring); users with one rating stay in ``train``.
     """
-    check_frame(r, ["user_id", "item_id"])
     test_size = check_test_size(test_size)
+    cols = check_ratings(r, unique_pairs=_LEAK)
     if len(r) == 0:
         raise ValueError("cannot split an empty ratings frame")
     noise = numpy_rng(seed).random(len(r))
-    mask = _per_user_tail_mask(r["user_id"].to_numpy(), (noise,), None, test_size)
+    mask = _per_user_tail_mask(cols.user, (noise,), None, test_size)
     return _split(r, mask)
 
 
@@ -151,14 +170,48 @@ def to_implicit(r: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame
     """Explicit ratings -> implicit feedback.
 
     Keeps the rows with ``rating >= threshold`` (all rows when ``threshold`` is ``None``) and
-    sets their ``rating`` to ``1.0`` (float32). Returns a new frame with a fresh index.
+    sets their ``rating`` to ``1.0`` (float32). Returns a new frame with a fresh index. With a
+    ``threshold``, ratings must be finite numbers (a NaN rating is an error, not a silent drop).
     """
     check_frame(r, ["user_id", "item_id", "rating"])
     if threshold is None:
         out = r.copy()
     else:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
-            raise ValueError(f"threshold must be a number or None, got {threshold!r}")
-        out = r.loc[r["rating"].to_numpy() >= threshold].copy()
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float, np.number))
+            or not np.isfinite(threshold)
+        ):
+            raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
+        values = rating_values(r["rating"], "ratings['rating']")
+        out = r.loc[values >= threshold].copy()
     out["rating"] = np.ones(len(out), dtype=np.float32)
     return out.reset_index(drop=True)
+
+
+def drop_duplicate_pairs(ratings: pd.DataFrame, keep: str = "latest") -> pd.DataFrame:
+    """Keep one row per (``user_id``, ``item_id``) pair, as the splits require.
+
+    Args:
+        ratings: a ratings frame; it is not modified.
+        keep: which row of a repeated pair to keep: ``"latest"`` the one with the largest
+            ``timestamp`` (ties: the later row), ``"first"`` / ``"last"`` the first / last by
+            row order.
+
+    Returns:
+        A new frame with the kept rows in their original relative order and a fresh
+        ``RangeIndex`` (the same rows when no pair repeats).
+    """
+    if keep not in ("latest", "first", "last"):
+        raise ValueError(f"keep must be 'latest', 'first' or 'last', got {keep!r}")
+    cols = check_ratings(ratings, timestamp=keep == "latest")
+    keys = pair_keys(cols.user, cols.item)
+    pos = np.arange(len(keys))
+    if keep == "first":
+        pos = -pos  # the first row sorts last within its pair
+    sort_keys = (pos, keys) if keep != "latest" else (pos, cols.timestamp, keys)
+    order = np.lexsort(sort_keys)
+    sk = keys[order]
+    last = np.r_[sk[1:] != sk[:-1], True] if len(sk) else np.zeros(0, dtype=bool)
+    kept = np.sort(order[last])
+    return ratings.iloc[kept].reset_index(drop=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._common import check_frame, numpy_rng
+from ._common import check_ratings, numpy_rng
 from .movielens import MovieLens
 
 __all__ = ["synthetic_ratings", "subsample_users"]
@@ -175,10 +175,10 @@ def subsample_users(
     Returns:
         A new ratings frame with the same columns.
     """
-    check_frame(ratings, ["user_id"])
+    user = check_ratings(ratings, ids=("user_id",)).user  # integer ids (NaN is an error)
     if (n_users is None) == (frac is None):
         raise ValueError("give exactly one of n_users or frac")
-    users = np.unique(ratings["user_id"].to_numpy())
+    users = np.unique(user)
     if n_users is not None:
         if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 1:
             raise ValueError(f"n_users must be a positive integer, got {n_users!r}")
@@ -192,5 +192,5 @@ def subsample_users(
             raise ValueError(f"frac must be in (0, 1], got {frac!r}")
         k = max(1, round(float(frac) * len(users)))
     chosen = numpy_rng(seed).choice(users, size=k, replace=False)
-    keep = np.isin(ratings["user_id"].to_numpy(), chosen)
+    keep = np.isin(user, chosen)
     return ratings.loc[keep].reset_index(drop=True)
