@@ -12,6 +12,12 @@ Ranking metrics come from :func:`recs_course.metrics.ranking_metrics`, with its 
 rule (a tie never favours the relevant item) and its ``-inf`` convention (masked items are not
 candidates). Per-user values are averaged at the end over the users that have a relevant
 candidate, so the result does not depend on ``batch_size``.
+
+Inputs are checked on the CPU before they are sent to the device (so no device synchronisation
+per batch): indices with :func:`recs_course.models.check_indices` (integer dtype, shape, values
+in ``[0, model.n_users)`` / ``[0, model.n_items)`` when the model has those sizes, else
+``>= 0``); scores are compared exactly (integer scores are never cast to float32); NaN scores,
+predictions or ratings raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -27,14 +33,18 @@ from torch import Tensor, nn
 
 from .metrics import (
     TOPK_METRICS,
+    _as_real,
     _check_ks,
     _check_metrics,
-    _float_scores,
+    _check_nan_scores,
+    _check_no_nan,
+    _exact_scores,
     _per_user,
     mae,
     nanmean,
     rmse,
 )
+from .models.base import check_indices
 
 __all__ = ["evaluate_ratings", "evaluate_sampled", "evaluate_full", "model_device"]
 
@@ -71,11 +81,32 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = flag
 
 
-def _as_index(x, name: str) -> Tensor:
-    t = torch.as_tensor(np.array(x) if not isinstance(x, Tensor) else x)  # copy: may be read-only
-    if t.numel() and (t.dtype == torch.bool or t.is_floating_point() or t.is_complex()):
-        raise ValueError(f"{name} must hold integer indices, got dtype {t.dtype}")
-    return t.detach().to(torch.long)
+def _model_size(model: nn.Module, attr: str) -> int | None:
+    """``model.n_users`` / ``model.n_items`` when the model has it (a Recommender), else None."""
+    value = getattr(model, attr, None)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    return None
+
+
+def _as_index(
+    x, name: str, model: nn.Module | None = None, attr: str | None = None, ndim: int = 1
+) -> Tensor:
+    """Indices as a CPU int64 tensor, checked on the CPU (:func:`check_indices`): in range of
+    ``model.<attr>`` when the model has it, else non-negative. Checking before the inputs are
+    sent to the device costs no device synchronisation per batch."""
+    upper = _model_size(model, attr) if model is not None and attr else None
+    what = f"{attr} = {upper} of the model" if upper is not None else None
+    if isinstance(x, Tensor):
+        x = x.detach().to("cpu")
+    return check_indices(name, x, upper, ndim=ndim, what=what).long()
+
+
+def _check_model_scores(scores: Tensor, what: str, users: Tensor, integers: str = "keep") -> Tensor:
+    """A model's scores, exact (see :func:`recs_course.metrics.ranking_metrics`) and NaN-free."""
+    scores = _exact_scores(scores.detach(), what, integers=integers)
+    _check_nan_scores(scores, what, users)
+    return scores
 
 
 def _check_batch_size(batch_size: int) -> int:
@@ -137,8 +168,9 @@ def evaluate_ratings(
     """
     batch_size = _check_batch_size(batch_size)
     dev = _resolve_device(model, device)
-    u, i = _as_index(users, "users"), _as_index(items, "items")
-    r = torch.as_tensor(np.array(ratings) if not isinstance(ratings, Tensor) else ratings)
+    u = _as_index(users, "users", model, "n_users")
+    i = _as_index(items, "items", model, "n_items")
+    r = _as_real("ratings", ratings)
     if u.dim() != 1 or u.shape != i.shape or u.shape != r.shape:
         raise ValueError(
             "users, items and ratings must be 1-D of the same length, got shapes "
@@ -146,6 +178,7 @@ def evaluate_ratings(
         )
     if u.numel() == 0:
         raise ValueError("no ratings to evaluate")
+    _check_no_nan("ratings", r, "drop the rows without a rating first")
     preds = []
     with _eval_mode(model):
         for start in range(0, u.numel(), batch_size):
@@ -155,6 +188,9 @@ def evaluate_ratings(
                 _flat_scores(out, bu.numel(), "model(users, items)").to("cpu", torch.float64)
             )
     pred = torch.cat(preds)
+    _check_no_nan(
+        "model(users, items)", pred, "its predictions are undefined (did training diverge?)"
+    )
     return {"RMSE": rmse(pred, r), "MAE": mae(pred, r)}
 
 
@@ -194,7 +230,8 @@ def evaluate_sampled(
     """
     batch_size = _check_batch_size(batch_size)
     dev = _resolve_device(model, device)
-    u, c = _as_index(users, "users"), _as_index(candidates, "candidates")
+    u = _as_index(users, "users", model, "n_users")
+    c = _as_index(candidates, "candidates", model, "n_items", ndim=2)
     if c.dim() != 2 or u.dim() != 1 or u.shape[0] != c.shape[0]:
         raise ValueError(
             "users must be (U,) and candidates (U, C) with column 0 the held-out item, got "
@@ -213,9 +250,7 @@ def evaluate_sampled(
             b = bu.shape[0]
             out = model(bu.repeat_interleave(n_cand), bc.reshape(-1))
             scores = _flat_scores(out, b * n_cand, "model(users, items)").reshape(b, n_cand)
-            scores = _float_scores(scores.detach())
-            if torch.isnan(scores).any():
-                raise ValueError("the model returned NaN scores")
+            scores = _check_model_scores(scores, "the scores of model(users, items)", bu)
             relevant = torch.zeros(b, n_cand, dtype=torch.bool, device=scores.device)
             relevant[:, 0] = True
             values, _ = _per_user(scores, relevant, ks_t, names)
@@ -296,12 +331,20 @@ def evaluate_full(
     if users is None:
         eval_users = np.flatnonzero(has_test)
     else:
-        eval_users = _as_index(users, "users").numpy().reshape(-1)
-        if eval_users.size and (eval_users.min() < 0 or eval_users.max() >= n_users):
-            raise ValueError(f"users must lie in [0, {n_users}), the rows of train/test")
+        if isinstance(users, Tensor):
+            users = users.detach().to("cpu")
+        what = "the rows of train and test"
+        eval_users = check_indices("users", users, n_users, what=what).long().numpy()
         eval_users = eval_users[has_test[eval_users]]
     if eval_users.size == 0:
         raise ValueError("no user to evaluate has a test item")
+    model_users = _model_size(model, "n_users")
+    if model_users is not None and eval_users.max() >= model_users:
+        raise ValueError(
+            f"users to evaluate go up to {eval_users.max()} but the model has n_users = "
+            f"{model_users}: train and test have {n_users} rows; build the model and the "
+            "matrices from the same IdEncoder (or pass users=... within the model's users)"
+        )
     chunks, batch_users = [], []
     with _eval_mode(model):
         for start in range(0, eval_users.size, batch_size):
@@ -314,9 +357,10 @@ def evaluate_full(
                     f"score_all must return shape ({rows.size}, {n_items}) = (batch, n_items of "
                     f"train/test), got {got}"
                 )
-            scores = _float_scores(scores.detach())
-            if torch.isnan(scores).any():
-                raise ValueError("score_all returned NaN scores")
+            # float64 for integer scores: -inf is written into them below
+            scores = _check_model_scores(
+                scores, "the scores of model.score_all(users)", bu, integers="float64"
+            )
             # out of place: score_all may return a cached tensor
             scores = scores.masked_fill(_csr_rows_mask(train, rows, scores.device), float("-inf"))
             relevant = _csr_rows_mask(test, rows, scores.device)

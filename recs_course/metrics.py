@@ -41,7 +41,10 @@ Conventions shared by every ranking metric:
   relevant item with score ``-inf`` is dropped from the user's relevant set (it counts neither
   in ``n_rel`` nor as a hit), and ``-inf`` items take no part in AUC's pairs. They can still
   fill the end of a top-k list when fewer than ``k`` candidates are left, as misses.
-  ``NaN`` scores are an error.
+  ``NaN`` scores are an error (``ValueError``): a NaN has no place in an order.
+* **Scores are compared exactly as given**: integer scores stay integers and float64 stays
+  float64 (no float32 cast, where scores of ``2**24`` and above, or closer than ``1e-7``
+  relatively, would tie).
 * **Users without a relevant candidate are excluded**: with ``reduce="none"`` their values are
   ``NaN``; with ``reduce="mean"`` the mean is over the other users. AUC is also ``NaN`` for a user
   whose candidates are all relevant (no pair to compare). If no user has a relevant candidate,
@@ -84,17 +87,40 @@ RANKING_METRICS: tuple[str, ...] = (*TOPK_METRICS, *FULL_METRICS)
 
 
 # --------------------------------------------------------------------------- rating metrics
+def _as_real(name: str, values) -> Tensor:
+    """A tensor of real numbers (bool, integer or float; any shape), else ``ValueError``."""
+    if isinstance(values, Tensor):
+        tensor = values.detach()
+    else:
+        # np.array copies: a pandas column's array is read-only and torch would warn about it
+        array = np.array(values)
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        tensor = torch.from_numpy(array)
+    if tensor.is_complex():
+        raise ValueError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    return tensor
+
+
+def _check_no_nan(name: str, values: Tensor, what: str) -> None:
+    """``ValueError`` naming ``name`` if ``values`` holds a NaN (one reduction, one sync)."""
+    if values.is_floating_point() and bool(torch.isnan(values).any()):
+        count = int(torch.isnan(values).sum())
+        raise ValueError(f"{name} contains {count} NaN value(s) out of {values.numel()}: {what}")
+
+
 def _as_float64_pair(pred, target) -> tuple[Tensor, Tensor]:
-    # np.array copies: a pandas column's array is read-only and torch would warn about it
-    p = torch.as_tensor(np.array(pred) if not isinstance(pred, Tensor) else pred)
-    t = torch.as_tensor(np.array(target) if not isinstance(target, Tensor) else target)
+    p, t = _as_real("pred", pred), _as_real("target", target)
     if p.shape != t.shape:
         raise ValueError(
             f"pred and target must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}"
         )
     if p.numel() == 0:
         raise ValueError("pred and target are empty: there is nothing to evaluate")
-    return p.detach().to("cpu", torch.float64), t.detach().to("cpu", torch.float64)
+    p, t = p.to("cpu", torch.float64), t.to("cpu", torch.float64)
+    _check_no_nan("pred", p, "the model's predictions are undefined there (did training diverge?)")
+    _check_no_nan("target", t, "drop the rows without a rating first")
+    return p, t
 
 
 def rmse(pred, target) -> float:
@@ -108,7 +134,7 @@ def rmse(pred, target) -> float:
         A Python float (computed in float64 on the CPU).
 
     Raises:
-        ValueError: if the shapes differ or the inputs are empty.
+        ValueError: if the shapes differ, the inputs are empty, not real numbers or hold NaN.
     """
     p, t = _as_float64_pair(pred, target)
     return math.sqrt(float(((p - t) ** 2).mean()))
@@ -175,8 +201,8 @@ def metric_keys(ks: int | Iterable[int], metrics: str | Iterable[str]) -> list[s
 
 
 def _check_scores_relevant(scores, relevant) -> tuple[Tensor, Tensor]:
-    scores = torch.as_tensor(scores)
-    relevant = torch.as_tensor(relevant)
+    scores = _as_matrix("scores", scores)
+    relevant = _as_matrix("relevant", relevant)
     if scores.dim() != 2:
         raise ValueError(
             f"scores must be a 2-D (users, items) matrix, got shape {tuple(scores.shape)}"
@@ -191,23 +217,68 @@ def _check_scores_relevant(scores, relevant) -> tuple[Tensor, Tensor]:
             f"relevant must be a bool tensor, got {relevant.dtype}: "
             "pass e.g. relevant > 0 (graded relevance is not supported)"
         )
-    if scores.dtype == torch.bool or scores.is_complex():
-        raise ValueError(f"scores must be real numbers, got {scores.dtype}")
-    scores = _float_scores(scores)
+    scores = _exact_scores(scores, "scores")
     if scores.shape[1] == 0:
         raise ValueError("scores has no item column: there is nothing to rank")
     if relevant.device != scores.device:
         relevant = relevant.to(scores.device)
-    if torch.isnan(scores).any():
-        raise ValueError("scores contain NaN: rankings are undefined (mask items with -inf)")
+    _check_nan_scores(scores, "scores")
     return scores.detach(), relevant
 
 
-def _float_scores(scores: Tensor) -> Tensor:
-    """Integer and half-precision scores as float32 (same order, same ties); others unchanged."""
-    if not scores.is_floating_point() or scores.dtype in (torch.float16, torch.bfloat16):
+def _as_matrix(name: str, values) -> Tensor:
+    if isinstance(values, Tensor):
+        return values
+    try:
+        return torch.as_tensor(np.array(values))  # np.array: a writable copy
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{name} must be a (users, items) matrix, got {values!r:.80}") from exc
+
+
+def _check_nan_scores(scores: Tensor, name: str, users: Tensor | None = None) -> None:
+    """Refuse NaN scores: a NaN has no rank (it compares false to everything).
+
+    ``users``: the user of each row, for the message (default: the row numbers).
+    """
+    if scores.is_floating_point() and bool(torch.isnan(scores).any()):
+        nan = torch.isnan(scores)
+        rows = nan.any(1).nonzero().flatten().cpu()
+        where = "user(s)" if users is not None else "row(s)"
+        ids = (users.cpu()[rows] if users is not None else rows)[:5].tolist()
+        raise ValueError(
+            f"{name} contain NaN for {int(nan.sum())} (user, item) pair(s), in {where} "
+            f"{ids}{' ...' if rows.numel() > 5 else ''}: rankings are undefined. Mask items "
+            "that are not candidates with -inf; a model that returns NaN has diverged"
+        )
+
+
+def _exact_scores(scores: Tensor, name: str = "scores", integers: str = "keep") -> Tensor:
+    """Scores in a dtype in which they compare exactly as given (same order, same ties).
+
+    float16 and bfloat16 become float32 (which holds them exactly); float32 and float64 are
+    unchanged (never downcast); integers become ``int64`` (``integers="keep"``) or, where
+    ``-inf`` must be written into them (``integers="float64"``, the full-ranking mask), float64,
+    which holds integers exactly up to ``2**53`` (beyond that: ``ValueError``; MPS, without
+    float64, computes on the CPU). bool and complex scores raise ``ValueError``.
+    """
+    if scores.dtype == torch.bool or scores.is_complex():
+        raise ValueError(f"{name} must be real numbers, got dtype {scores.dtype}")
+    if scores.dtype in (torch.float16, torch.bfloat16):
         return scores.to(torch.float32)
-    return scores
+    if scores.is_floating_point():
+        return scores
+    scores = scores.to(torch.int64)
+    if integers == "keep" or scores.numel() == 0:
+        return scores
+    low, high = torch.aminmax(scores)
+    if max(-int(low), int(high)) > 2**53:
+        raise ValueError(
+            f"{name} are integers beyond 2**53 in absolute value, which float64 (needed to mask "
+            "training items with -inf) cannot hold exactly: return float scores, or rescale them"
+        )
+    if scores.device.type == "mps":
+        scores = scores.cpu()
+    return scores.to(torch.float64)
 
 
 def _work_dtype(device: torch.device) -> torch.dtype:
@@ -227,7 +298,7 @@ def pessimistic_hits(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
     ``p - g >= #(irrelevant items of the row with that score)``.
 
     Args:
-        scores: ``(U, I)`` floating scores, no NaN.
+        scores: ``(U, I)`` real scores (floating or integer, compared exactly), no NaN.
         relevant: ``(U, I)`` bool; leave ``-inf`` items out of it (as :func:`ranking_metrics`
             does), they then count as misses.
         k: ``1 <= k <= I``.
@@ -235,7 +306,19 @@ def pessimistic_hits(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
     Returns:
         ``(U, k)`` bool tensor: entry ``[u, r]`` tells whether the item at rank ``r + 1`` of user
         ``u``'s list is relevant.
+
+    Raises:
+        ValueError: bad shapes or dtypes, NaN scores, or ``k`` outside ``[1, I]``.
     """
+    scores, relevant = _check_scores_relevant(scores, relevant)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ValueError(f"k must be an int, got {k!r}")
+    (k,) = _check_ks(k, scores.shape[1])
+    return _pessimistic_hits(scores, relevant, k)
+
+
+def _pessimistic_hits(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
+    """:func:`pessimistic_hits` of checked arguments."""
     vals, idx = scores.topk(k, dim=1, largest=True, sorted=True)  # (U, k), vals descending
     rel_top = relevant.gather(1, idx)
     # Re-order the slice by (score desc, relevant asc): a stable sort on the secondary key,
@@ -296,7 +379,8 @@ def _topk_per_user(
 
 def _mrr_full(scores: Tensor, rel: Tensor, candidate: Tensor, dtype: torch.dtype) -> Tensor:
     """``1 / rank`` of the first relevant item over the whole list (pessimistic ties)."""
-    neg_inf = torch.tensor(float("-inf"), device=scores.device, dtype=scores.dtype)
+    lowest = float("-inf") if scores.is_floating_point() else torch.iinfo(scores.dtype).min
+    neg_inf = torch.tensor(lowest, device=scores.device, dtype=scores.dtype)
     best = torch.where(rel, scores, neg_inf).amax(1, keepdim=True)  # best relevant score
     above = (scores > best).sum(1) + ((scores == best) & ~rel & candidate).sum(1)
     return 1.0 / (1.0 + above.to(dtype))
@@ -338,7 +422,7 @@ def _per_user(
     values: dict[str, Tensor] = {}
     topk_names = tuple(m for m in names if m in TOPK_METRICS)
     if topk_names:
-        hits = pessimistic_hits(scores, rel, max(ks))
+        hits = _pessimistic_hits(scores, rel, max(ks))
         values.update(_topk_per_user(hits, n_rel, ks, topk_names, dtype))
     if "mrr_full" in names:
         values["MRR"] = _mrr_full(scores, rel, candidate, dtype)
@@ -366,8 +450,10 @@ def ranking_metrics(
     scores are treated.
 
     Args:
-        scores: ``(U, I)`` real scores (tensor or array; integer scores are converted to float).
-            ``-inf`` marks an item that is not a candidate; ``NaN`` is an error.
+        scores: ``(U, I)`` real scores (tensor or array), compared exactly as given: integers
+            stay integers, float64 stays float64 (float16 and bfloat16 become float32, which
+            holds them exactly). ``-inf`` marks an item that is not a candidate; ``NaN`` is an
+            error (``ValueError``).
         relevant: ``(U, I)`` bool, ``True`` for the items that count as hits.
         ks: cut-offs, each ``1 <= k <= I``; duplicates are dropped.
         metrics: names among ``"hr", "ndcg", "recall", "precision", "map", "mrr"`` (one value per

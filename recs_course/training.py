@@ -21,7 +21,6 @@ according to ``monitor`` and stops after ``patience`` epochs without improvement
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import math
 import os
 import pickle
@@ -39,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from .losses import LossFn, get_loss
-from .utils import get_device
+from .utils import get_device, progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -172,26 +171,10 @@ def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _progress_disabled(progress: bool) -> bool:
-    env = os.environ.get("RECS_COURSE_PROGRESS", "").strip().lower()
-    return not progress or env in ("0", "false", "no", "off")
-
-
 def _progress_bar(total: int, progress: bool) -> Any:
-    """One bar over the epochs: a widget in notebooks, a terminal bar only on a TTY."""
-    disabled = _progress_disabled(progress)
-    if not disabled and importlib.util.find_spec("ipywidgets") is not None:
-        from tqdm.auto import tqdm
-    else:  # no ipywidgets: avoid tqdm.auto's warning and its text bar in notebooks
-        from tqdm.std import tqdm
-    return tqdm(
-        total=total,
-        desc="fit",
-        unit="epoch",
-        leave=False,
-        dynamic_ncols=True,
-        # None: off when stderr is not a terminal (CI logs, book builds).
-        disable=True if disabled else None,
+    """One bar over the epochs (see :func:`recs_course.utils.progress_bar`)."""
+    return progress_bar(
+        total, progress=progress, desc="fit", unit="epoch", leave=False, dynamic_ncols=True
     )
 
 
@@ -564,6 +547,68 @@ def save_checkpoint(
     return path
 
 
+def _describe_unreadable(path: Path) -> str:
+    """What a file that ``torch.load`` cannot read looks like, from its size and first bytes."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if head.startswith(b"PK"):
+        kind = "a zip archive that torch cannot read: truncated, corrupt or not from torch.save"
+    elif head.startswith(b"\x80"):
+        kind = "a pickle that torch.load cannot read: truncated, or not from torch.save"
+    elif b"\x00" not in head and all(chr(b).isprintable() or b in b"\t\n\r" for b in head[:48]):
+        kind = f"a text file starting {head[:24].decode('latin-1')!r}"
+    else:
+        kind = "unrecognised binary data"
+    return f"{kind}, {size} bytes"
+
+
+def _not_a_checkpoint(path: object, why: str) -> ValueError:
+    return ValueError(
+        f"{path} is not a recs_course checkpoint ({why}): load a file written by "
+        "save_checkpoint(path, model, ...), or save it again"
+    )
+
+
+def _check_model_state(path: object, state: Any, model: nn.Module, strict: bool) -> None:
+    """Refuse, before anything is loaded, a state dict that does not fit ``model``."""
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+        raise _not_a_checkpoint(
+            path, f"its 'model' entry is a {type(state).__name__}, not a state dict"
+        )
+    expected = model.state_dict()
+    name = type(model).__name__
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"this {name} has {len(missing)} entries the file lacks {missing[:5]}")
+        if unexpected:
+            parts.append(
+                f"the file has {len(unexpected)} entries this {name} lacks {unexpected[:5]}"
+            )
+        raise ValueError(
+            f"{path} was saved from another model: {'; '.join(parts)}. Build the same model "
+            "(class and options such as biases or layers) as the one saved, or pass "
+            "strict=False to load only the matching entries"
+        )
+    for key, mine in expected.items():
+        stored = state.get(key)
+        if key not in state or not isinstance(mine, Tensor):
+            continue
+        if not isinstance(stored, Tensor):
+            raise _not_a_checkpoint(
+                path, f"entry {key!r} is a {type(stored).__name__}, not a tensor"
+            )
+        if stored.shape != mine.shape:
+            raise ValueError(
+                f"{path} was saved from a model with {key} of shape {tuple(stored.shape)}; this "
+                f"{name} has {tuple(mine.shape)}: build the model with the same sizes (n_users, "
+                "n_items, dim, layers, ...) as the saved one"
+            )
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -575,6 +620,10 @@ def load_checkpoint(
 
     The file is read with ``torch.load(weights_only=True)``, which rebuilds tensors and plain
     data but refuses to unpickle arbitrary objects: loading a checkpoint cannot run code.
+    Everything is checked before the model is changed: a file that is empty, truncated, not a
+    torch file or not a checkpoint, or whose weights do not fit the model (other entries, other
+    shapes), raises ``ValueError`` naming the file and the problem; a missing file raises
+    ``FileNotFoundError``.
 
     Args:
         path: the checkpoint file.
@@ -582,24 +631,75 @@ def load_checkpoint(
             copied onto the model's own device whatever ``map_location`` is.
         optimizer: receives the stored optimiser state, if given.
         map_location: where the stored tensors are loaded first (the CPU by default).
+        strict: refuse entries that the model lacks or that the file lacks (shapes are checked
+            either way).
 
     Returns:
         The extra entries stored with the weights (everything but ``"model"`` and
         ``"optimizer"``).
     """
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"model must be the torch module to load the weights into, got {type(model).__name__}"
+        )
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
+    if isinstance(path, (str, os.PathLike)):
+        file = Path(path)
+        if not file.exists():
+            raise FileNotFoundError(
+                f"no checkpoint file at {path}: check the path (save_checkpoint(path, model) "
+                "writes one)"
+            )
+        if file.is_dir():
+            raise ValueError(f"{path} is a folder: pass the checkpoint file inside it")
+        if file.stat().st_size == 0:
+            raise _not_a_checkpoint(path, "empty file")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not a refused object: unreadable data
+            why = _describe_unreadable(Path(path)) if isinstance(path, (str, os.PathLike)) else ""
+            raise _not_a_checkpoint(path, why or "unreadable") from exc
         raise ValueError(
             f"{path} holds objects that weights_only loading refuses to unpickle (they could run "
             "code): it was not written by save_checkpoint. Only if you trust its source, read "
             "it with torch.load(path, weights_only=False)"
         ) from exc
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise ValueError(f"{path} is not a checkpoint of save_checkpoint (no 'model' entry)")
-    model.load_state_dict(checkpoint["model"], strict=strict)
+    except Exception as exc:  # EOFError, KeyError, torch's stream RuntimeError, ...
+        if "deserialize object on" in str(exc) or "map_location" in str(exc):
+            raise ValueError(
+                f"{path}: its tensors cannot be loaded with map_location={map_location!r} "
+                f"({exc}); use map_location='cpu'"
+            ) from exc
+        why = _describe_unreadable(Path(path)) if isinstance(path, (str, os.PathLike)) else ""
+        raise _not_a_checkpoint(path, why or f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(checkpoint, dict):
+        raise _not_a_checkpoint(
+            path, f"it holds a {type(checkpoint).__name__}, not the dict save_checkpoint writes"
+        )
+    if "model" not in checkpoint:
+        if checkpoint and all(isinstance(v, Tensor) for v in checkpoint.values()):
+            raise ValueError(
+                f"{path} holds a bare state dict (torch.save(model.state_dict())), not a "
+                "checkpoint of save_checkpoint: load it with "
+                "model.load_state_dict(torch.load(path, weights_only=True))"
+            )
+        keys = sorted(map(str, checkpoint))[:8]
+        raise _not_a_checkpoint(path, f"no 'model' entry; its keys are {keys}")
+    _check_model_state(path, checkpoint["model"], model, strict)
     if optimizer is not None:
         if "optimizer" not in checkpoint:
             raise ValueError(f"{path} holds no optimizer state: save it with optimizer=...")
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        try:  # torch checks the groups before it changes anything
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+            raise ValueError(
+                f"{path}: its optimizer state does not fit this optimizer ({exc}): build the "
+                "optimizer as when saving (same class, on the same parameters and groups)"
+            ) from exc
+    try:
+        model.load_state_dict(checkpoint["model"], strict=strict)
+    except RuntimeError as exc:  # what the checks above may not foresee
+        raise ValueError(f"{path} does not fit this {type(model).__name__}: {exc}") from exc
     return {k: v for k, v in checkpoint.items() if k not in ("model", "optimizer")}

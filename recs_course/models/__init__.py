@@ -7,6 +7,10 @@
 - ``model.pair_scores(users, pos, neg) -> (pos_scores, neg_scores)`` and
   ``model.regularization(users, pos, neg) -> scalar`` for pairwise (BPR) training.
 
+Every public method that takes indices checks them (:func:`check_indices`: integer dtype,
+shape, values in range, else a ``ValueError`` naming the argument); :func:`index_checks` sets
+when the values of accelerator tensors are checked.
+
 Modules: :mod:`.base` (the contract), :mod:`.mf` (MF, EmbeddingMLP), :mod:`.ncf` (GMF, NCFMLP,
 NeuMF), :mod:`.graph` (normalized_adjacency, NGCF, LightGCN), :mod:`.autoencoder` (AutoRec),
 :mod:`.baselines` (Popularity).
@@ -15,7 +19,7 @@ NeuMF), :mod:`.graph` (normalized_adjacency, NGCF, LightGCN), :mod:`.autoencoder
 from __future__ import annotations
 
 from .autoencoder import AutoRec, masked_mse
-from .base import Recommender, model_device
+from .base import Recommender, check_indices, index_checks, model_device
 from .baselines import Popularity
 from .graph import NGCF, LightGCN, laplacian, normalized_adjacency
 from .mf import MF, EmbeddingMLP
@@ -24,6 +28,8 @@ from .ncf import GMF, NCFMLP, NeuMF
 __all__ = [
     "Recommender",
     "model_device",
+    "check_indices",
+    "index_checks",
     "MF",
     "EmbeddingMLP",
     "GMF",

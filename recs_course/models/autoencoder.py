@@ -13,7 +13,6 @@ from torch import Tensor, nn
 from .base import (
     Recommender,
     check_layers,
-    check_pair_shapes,
     check_positive_int,
     check_probability,
     check_y_range,
@@ -224,7 +223,16 @@ class AutoRec(Recommender):
             ``(ratings (B, D), mask (B, D) bool)`` with ``D`` the input size (``U`` for
             item-based, ``I`` for user-based); unobserved entries are 0.
         """
-        idx = idx.reshape(-1)
+        return self._rows(self._row_index(idx))
+
+    def _row_index(self, idx: object) -> Tensor:
+        """``idx (B,)`` checked as row indices: items for ``based="item"``, users for ``"user"``."""
+        kind = "items" if self.based == "item" else "users"
+        what = f"the rows of based={self.based!r} are {kind}: n_{kind} = {self.n_rows}"
+        return self._index("idx", idx, self.n_rows, what)
+
+    def _rows(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`rows` without the index check."""
         starts = self.crow_indices[idx]
         counts = self.crow_indices[idx + 1] - starts
         total = int(counts.sum())
@@ -252,6 +260,10 @@ class AutoRec(Recommender):
         inputs, _ = self.rows(idx)
         return self.network(inputs)
 
+    def _reconstruct(self, idx: Tensor) -> Tensor:
+        """:meth:`reconstruct` of indices known to be valid."""
+        return self.network(self._rows(idx)[0])
+
     def masked_loss(self, idx: Tensor, reduction: Literal["mean", "sum"] = "mean") -> Tensor:
         """Squared reconstruction error of rows ``idx (B,)`` over their observed entries.
 
@@ -274,10 +286,10 @@ class AutoRec(Recommender):
 
         Each distinct row (item for item-based, user for user-based) is reconstructed once.
         """
-        check_pair_shapes(users, items)
+        users, items = self._pairs(users, items)
         rows, cols = (items, users) if self.based == "item" else (users, items)
-        unique, inverse = torch.unique(rows.reshape(-1), return_inverse=True)
-        pred = self.reconstruct(unique)[inverse, cols.reshape(-1)].reshape(users.shape)
+        unique, inverse = torch.unique(rows, return_inverse=True)
+        pred = self._reconstruct(unique)[inverse, cols]
         return self._finish(pred, users, items)
 
     def score_all(self, users: Tensor, chunk_size: int = 1024) -> Tensor:
@@ -286,13 +298,14 @@ class AutoRec(Recommender):
         User-based: the users' own reconstructions. Item-based: every item is reconstructed (in
         chunks of ``chunk_size`` items) and the users' columns kept, ``O(I x U)`` per call.
         """
-        users = users.reshape(-1)
+        users = self._users(users)
+        chunk_size = check_positive_int("chunk_size", chunk_size)
         all_items = torch.arange(self.n_items, device=users.device)
         if self.based == "user":
-            pred = self.reconstruct(users)
+            pred = self._reconstruct(users)
         else:
             chunks = [
-                self.reconstruct(all_items[start : start + chunk_size])[:, users]
+                self._reconstruct(all_items[start : start + chunk_size])[:, users]
                 for start in range(0, self.n_items, chunk_size)
             ]
             pred = torch.cat(chunks, dim=0).T.contiguous()

@@ -2,19 +2,23 @@
 
 A :class:`Recommender` scores (user, item) pairs. Shapes: ``users`` and ``items`` are integer
 tensors of shape ``(B,)`` holding 0-based indices; scores are float tensors of shape ``(B,)``
-(logits for implicit-feedback models, ratings for explicit ones).
+(logits for implicit-feedback models, ratings for explicit ones). Public methods check their
+indices with :func:`check_indices` (see :func:`index_checks` for tensors on an accelerator).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Recommender", "model_device"]
+__all__ = ["Recommender", "model_device", "check_indices", "index_checks"]
 
 #: The most (user, item) pairs the fallback :meth:`Recommender.score_all` scores in one call.
 MAX_PAIRS_PER_CHUNK = 1 << 20
@@ -59,8 +63,45 @@ class Recommender(nn.Module):
         return f"n_users={self.n_users}, n_items={self.n_items}"
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
-        """Score pairs: ``users (B,)``, ``items (B,)`` -> ``(B,)`` float scores."""
+        """Score pairs: ``users (B,)``, ``items (B,)`` -> ``(B,)`` float scores.
+
+        Implementations start with ``users, items = self._pairs(users, items)``, which checks the
+        indices (see :func:`check_indices`).
+        """
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+
+    # -- index checks at the public entry points -----------------------------------------------
+    def _index(self, name: str, values: object, upper: int, what: str, ndim: int | tuple = 1):
+        """``values`` checked as indices in ``[0, upper)`` (non-tensors land on the model's device)."""
+        device = None if isinstance(values, Tensor) else self.device
+        return check_indices(name, values, upper, ndim=ndim, device=device, what=what)
+
+    def _users(self, users: object, name: str = "users") -> Tensor:
+        """``users (B,)`` checked against ``n_users``."""
+        return self._index(name, users, self.n_users, f"n_users = {self.n_users}")
+
+    def _items(self, items: object, name: str = "items", ndim: int | tuple = 1) -> Tensor:
+        """``items`` checked against ``n_items``."""
+        return self._index(name, items, self.n_items, f"n_items = {self.n_items}", ndim)
+
+    def _pairs(self, users: object, items: object, items_name: str = "items"):
+        """``(users (B,), items (B,))`` checked: indices in range, same shape."""
+        users, items = self._users(users), self._items(items, items_name)
+        check_pair_shapes(users, items, items_name)
+        return users, items
+
+    def _pair_args(self, users: object, pos: object, neg: object):
+        """``(users (B,), pos (B,), neg (B,) or (B, K))`` of :meth:`pair_scores`, checked."""
+        users, pos = self._pairs(users, pos, "pos")
+        neg = self._items(neg, "neg", ndim=(1, 2))
+        if neg.dim() == 1:
+            check_pair_shapes(users, neg, "neg")
+        elif neg.shape[0] != users.shape[0]:
+            raise ValueError(
+                f"neg must have shape (B,) or (B, K) with B = {users.shape[0]} (one row of "
+                f"negatives per user), got {tuple(neg.shape)}"
+            )
+        return users, pos, neg
 
     def score_all(self, users: Tensor) -> Tensor:
         """Score every item for each user: ``users (B,)`` -> ``(B, n_items)``.
@@ -69,7 +110,7 @@ class Recommender(nn.Module):
         models with a factorised score override it with one matrix product. The result is a fresh
         tensor that callers may modify in place (for example to mask training items with -inf).
         """
-        users = users.reshape(-1)
+        users = self._users(users)
         n_batch = users.numel()
         items = torch.arange(self.n_items, device=users.device)
         step = max(1, MAX_PAIRS_PER_CHUNK // max(n_batch, 1))
@@ -92,9 +133,9 @@ class Recommender(nn.Module):
         Returns:
             ``(pos_scores (B,), neg_scores)`` with ``neg_scores`` shaped like ``neg``.
         """
-        check_pair_shapes(users, pos, "pos")
+        users, pos, neg = self._pair_args(users, pos, neg)
         pos_scores = self(users, pos)
-        if neg.dim() == users.dim() + 1:
+        if neg.dim() == 2:
             expanded = users.unsqueeze(-1).expand_as(neg)
             neg_scores = self(expanded.reshape(-1), neg.reshape(-1)).reshape(neg.shape)
         else:
@@ -103,6 +144,7 @@ class Recommender(nn.Module):
 
     def regularization(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """Penalty added to a pairwise loss for this batch: a scalar tensor, 0 by default."""
+        users, _, _ = self._pair_args(users, pos, neg)
         return torch.zeros((), device=users.device)
 
 
@@ -165,6 +207,153 @@ def check_y_range(y_range: object) -> tuple[float, float] | None:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"y_range must be finite with low < high, got {y_range!r}")
     return low, high
+
+
+#: Modes of the value check of :func:`check_indices` (see :func:`index_checks`).
+INDEX_CHECK_MODES = ("auto", "always", "never")
+#: Environment variable read when no :func:`index_checks` block is active.
+INDEX_CHECKS_ENV = "RECS_COURSE_INDEX_CHECKS"
+_index_check_mode: str | None = None  # set by index_checks(); None: the environment, else "auto"
+
+_INDEX_HINT = (
+    "indices are 0-based (a negative index does not count from the end): encode raw ids with "
+    "recs_course.data.IdEncoder and build the model with its n_users and n_items"
+)
+
+
+def _check_mode(mode: object) -> str:
+    if mode not in INDEX_CHECK_MODES:
+        raise ValueError(
+            f"the index check mode must be one of {INDEX_CHECK_MODES}, got {mode!r} (from "
+            f"index_checks() or the {INDEX_CHECKS_ENV} environment variable)"
+        )
+    return str(mode)
+
+
+@contextlib.contextmanager
+def index_checks(mode: str) -> Iterator[None]:
+    """Choose, inside a ``with`` block, whether :func:`check_indices` checks index *values*.
+
+    - ``"auto"`` (the default): tensors on the CPU are checked (one ``aminmax``, no device
+      synchronisation); tensors on an accelerator (CUDA, MPS) are not, because reading the
+      result back would make the CPU wait for the device on every batch, which the training
+      loop avoids (it synchronises once per epoch). The evaluators convert their inputs on the
+      CPU, so they are always checked.
+    - ``"always"``: accelerator tensors too (one synchronisation per checked tensor); use it
+      while debugging a model on a GPU.
+    - ``"never"``: no value check.
+
+    dtype and shape are checked in every mode (they cost nothing). Without a ``with`` block the
+    mode comes from the ``RECS_COURSE_INDEX_CHECKS`` environment variable, else ``"auto"``.
+    """
+    global _index_check_mode
+    previous, _index_check_mode = _index_check_mode, _check_mode(mode)
+    try:
+        yield
+    finally:
+        _index_check_mode = previous
+
+
+_compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # torch >= 2.3
+
+
+def _values_checked(tensor: Tensor) -> bool:
+    mode = _index_check_mode or _check_mode(os.environ.get(INDEX_CHECKS_ENV) or "auto")
+    if mode == "never" or _compiling() or torch.jit.is_tracing():  # no .item() in a graph
+        return False
+    return mode == "always" or tensor.device.type == "cpu"
+
+
+def _as_tensor(name: str, values: object, device: torch.device | str | None) -> Tensor:
+    """Indices given as an array, a list or a scalar, as a tensor (a copy)."""
+    if isinstance(values, (str, bytes, dict, set)) or values is None:
+        raise ValueError(
+            f"{name} must be integer indices (a tensor, array or list of ints), got "
+            f"{type(values).__name__}"
+        )
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError) as exc:  # e.g. ragged nested lists
+        raise ValueError(f"{name} must be integer indices, got {values!r:.80}") from exc
+    if array.dtype == object or array.dtype.kind in "USV":
+        raise ValueError(
+            f"{name} must be integer indices, got {type(values).__name__} of dtype {array.dtype}"
+        )
+    if array.size == 0 and array.dtype.kind in "fc":
+        array = array.astype(np.int64)  # [] is float64 for numpy
+    if array.dtype.kind == "u" and array.dtype.itemsize >= 4:
+        array = array.astype(np.int64)  # torch has no full uint32/uint64 support
+    return torch.from_numpy(np.array(array)).to(device or "cpu")  # np.array: writable copy
+
+
+def check_indices(
+    name: str,
+    values: object,
+    upper: int | None,
+    *,
+    ndim: int | tuple[int, ...] | None = 1,
+    device: torch.device | str | None = None,
+    what: str | None = None,
+) -> Tensor:
+    """Check that ``values`` are integer indices in ``[0, upper)`` and return them as a tensor.
+
+    The one index check of the package, used at the public entry points of every model and
+    evaluator. Checks, each with a ``ValueError`` naming ``name``:
+
+    - the type and dtype: integers (a bool mask or float tensor is refused); ``int32`` and
+      ``int64`` tensors are returned as they are (no copy), other integer dtypes as ``int64``
+      (``uint8`` tensors would index as masks); arrays and lists become tensors on ``device``;
+    - the number of dimensions, one of ``ndim`` (``None``: any);
+    - the range, with one ``torch.aminmax`` per tensor: ``0 <= values < upper`` (``upper=None``:
+      only ``values >= 0``). Negative indices are refused, never counted from the end. On an
+      accelerator this needs a synchronisation and is skipped unless asked for, see
+      :func:`index_checks`.
+
+    Args:
+        name: the argument's name, for messages.
+        values: a tensor, numpy array, list or scalar of indices.
+        upper: the number of valid indices, or ``None``.
+        ndim: allowed numbers of dimensions.
+        device: where non-tensor ``values`` are put (default the CPU).
+        what: what ``upper`` is, for the message (e.g. ``"n_users = 943"``).
+    """
+    tensor = values if isinstance(values, Tensor) else _as_tensor(name, values, device)
+    if tensor.layout != torch.strided:
+        raise ValueError(f"{name} must be a dense tensor of indices, got layout {tensor.layout}")
+    dtype = tensor.dtype
+    if dtype == torch.bool:
+        raise ValueError(
+            f"{name} must hold integer indices, got a bool tensor: for a mask use "
+            "mask.nonzero().squeeze(1) to get the indices"
+        )
+    if dtype.is_floating_point or dtype.is_complex:
+        if tensor.numel():
+            raise ValueError(
+                f"{name} must hold integer indices, got dtype {dtype}: convert whole numbers "
+                "with .long() (and check where fractional values came from)"
+            )
+        tensor = tensor.long()  # an empty float tensor, e.g. torch.tensor([])
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if tensor.dim() not in allowed:
+            dims = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(
+                f"{name} must be a {dims} tensor of indices, got shape {tuple(tensor.shape)}"
+            )
+    if dtype not in (torch.int64, torch.int32):
+        tensor = tensor.long()
+    if tensor.numel() and _values_checked(tensor):
+        low, high = torch.aminmax(tensor)
+        if tensor.device.type == "cpu":
+            low, high = int(low), int(high)
+        else:  # one synchronisation for both numbers
+            low, high = torch.stack((low, high)).tolist()
+        if low < 0 or (upper is not None and high >= upper):
+            bound = f"[0, {upper})" if upper is not None else "[0, inf)"
+            where = f" ({what})" if what else ""
+            found = f"found values in [{low}, {high}]"
+            raise ValueError(f"{name} must lie in {bound}{where}, {found}: {_INDEX_HINT}")
+    return tensor
 
 
 def check_pair_shapes(users: Tensor, items: Tensor, items_name: str = "items") -> None:

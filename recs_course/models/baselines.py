@@ -4,35 +4,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .base import Recommender, check_pair_shapes
+from .base import Recommender, check_indices
 
 __all__ = ["Popularity", "as_index_tensor"]
 
 
 def as_index_tensor(name: str, values: object, upper: int) -> Tensor:
-    """Convert indices (tensor, array or list) to a 1-D CPU ``int64`` tensor in ``[0, upper)``."""
+    """Indices (tensor, array or list, any shape) as a flat CPU ``int64`` tensor in ``[0, upper)``.
+
+    For interaction lists (:meth:`Popularity.fit`, the graph adjacency), checked on the CPU by
+    :func:`~recs_course.models.base.check_indices`.
+    """
     if isinstance(values, Tensor):
-        tensor = values.detach().to("cpu")
-    else:
-        array = np.asarray(values)
-        if array.size == 0:
-            array = array.astype(np.int64)
-        if not array.flags.writeable:  # e.g. a pandas column: torch would warn about it
-            array = array.copy()
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integer indices, got dtype {tensor.dtype}")
-    tensor = tensor.reshape(-1).to(torch.int64)
-    if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= upper):
-        raise ValueError(
-            f"{name} must lie in [0, {upper}), found values in [{int(tensor.min())}, "
-            f"{int(tensor.max())}]: encode ids with IdEncoder and pass the matching sizes"
-        )
-    return tensor
+        values = values.detach().to("cpu")
+    what = f"n_{name} = {upper}" if name in ("users", "items") else None
+    tensor = check_indices(name, values, upper, ndim=None, what=what)
+    return tensor.reshape(-1).to(torch.int64)
 
 
 class Popularity(Recommender):
@@ -98,9 +88,10 @@ class Popularity(Recommender):
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """``users (B,)`` (ignored), ``items (B,)`` -> ``(B,)`` popularity scores."""
-        check_pair_shapes(users, items)
+        users, items = self._pairs(users, items)
         return self._scores()[items]
 
     def score_all(self, users: Tensor) -> Tensor:
         """``users (B,)`` -> ``(B, n_items)``, each row the popularity vector (a fresh tensor)."""
+        users = self._users(users)
         return self._scores().unsqueeze(0).repeat(users.numel(), 1)

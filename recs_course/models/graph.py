@@ -3,7 +3,11 @@
 Nodes ``0 .. U-1`` are the users and ``U .. U+I-1`` the items; ``N = U + I``. The adjacency
 is a sparse ``(N, N)`` COO tensor registered as a (non-persistent) buffer, so it follows
 ``.to(device)`` but is not written into checkpoints: rebuild a model from the same training
-interactions before loading its weights.
+interactions before loading its weights. A symmetric adjacency is also kept in CSR form (three
+more non-persistent buffers), the format the propagation multiplies with.
+
+Sparse indices are always sorted here, row-major, before a tensor is declared coalesced: the
+order of another library is not trusted (scipy 1.10's ``sum_duplicates`` sorts column-first).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from .base import (
     Recommender,
     check_layers,
     check_non_negative,
-    check_pair_shapes,
     check_positive_int,
     check_probability,
 )
@@ -45,10 +48,12 @@ def _bipartite_scipy(users: object, items: object, n_users: int, n_items: int) -
 
 
 def _scipy_to_torch(matrix: sp.spmatrix) -> Tensor:
+    """A scipy sparse matrix as a coalesced float32 COO tensor (indices sorted row-major here)."""
     coo = sp.coo_matrix(matrix)
-    coo.sum_duplicates()  # sorted, unique (row, col): a coalesced torch tensor
-    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    values = torch.from_numpy(coo.data.astype(np.float32))
+    coo.sum_duplicates()  # unique (row, col) pairs, in an order that depends on scipy's version
+    order = np.lexsort((coo.col, coo.row))  # row-major: what torch means by coalesced
+    indices = torch.from_numpy(np.vstack([coo.row[order], coo.col[order]]).astype(np.int64))
+    values = torch.from_numpy(coo.data[order].astype(np.float32))
     return torch.sparse_coo_tensor(
         indices, values, coo.shape, is_coalesced=True, check_invariants=False
     )
@@ -119,6 +124,10 @@ def _as_adjacency(adjacency: object, n_nodes: int) -> Tensor:
             tensor = (
                 tensor.to_sparse_coo() if tensor.layout != torch.strided else tensor.to_sparse()
             )
+        # A fresh tensor so coalesce() really sorts: one built with is_coalesced=True may lie.
+        tensor = torch.sparse_coo_tensor(
+            tensor._indices(), tensor._values(), tensor.shape, check_invariants=False
+        )
         tensor = tensor.coalesce().to(torch.float32)
     else:
         raise ValueError(
@@ -155,19 +164,24 @@ def _is_symmetric(matrix: Tensor) -> bool:
     )
 
 
+def _csr_parts(adjacency: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(crow_indices, col_indices, values)`` of a coalesced COO matrix in CSR form."""
+    with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+        warnings.simplefilter("ignore", UserWarning)
+        csr = adjacency.to_sparse_csr()
+    return csr.crow_indices(), csr.col_indices(), csr.values()
+
+
 class _SymmetricSparseMM(torch.autograd.Function):
-    """``A @ X`` for a symmetric sparse ``A`` with CSR kernels; the gradient is ``A @ dX``.
+    """``A @ X`` for a symmetric sparse CSR ``A``; the gradient is ``A @ dX``.
 
     ``torch.sparse.mm`` on a COO matrix transposes and re-sorts it in every backward pass; for
-    the symmetric normalised adjacency ``A^T = A``, so one CSR copy (made from the coalesced COO
-    matrix at almost no cost) serves both directions, several times faster on the CPU.
+    the symmetric normalised adjacency ``A^T = A``, so one CSR copy (kept by the model) serves
+    both directions, several times faster on the CPU.
     """
 
     @staticmethod
-    def forward(ctx, adjacency: Tensor, dense: Tensor) -> Tensor:  # type: ignore[override]
-        with warnings.catch_warnings():  # "sparse CSR support is in beta state"
-            warnings.simplefilter("ignore", UserWarning)
-            csr = adjacency.to_sparse_csr()
+    def forward(ctx, csr: Tensor, dense: Tensor) -> Tensor:  # type: ignore[override]
         ctx.csr = csr
         return csr @ dense
 
@@ -184,15 +198,20 @@ class GraphRecommender(Recommender):
     """
 
     adjacency: Tensor
+    csr_crow_indices: Tensor | None
+    csr_col_indices: Tensor | None
+    csr_values: Tensor | None
 
     def __init__(self, n_users: int, n_items: int, adjacency: object, dim: int, reg: float):
         super().__init__(n_users, n_items)
         self.dim = check_positive_int("dim", dim)
         self.reg = check_non_negative("reg", reg)
+        for name in ("csr_crow_indices", "csr_col_indices", "csr_values"):
+            self.register_buffer(name, None, persistent=False)
         self.register_buffer(
             "adjacency", _as_adjacency(adjacency, self.n_users + self.n_items), persistent=False
         )
-        self._symmetric = _is_symmetric(self.adjacency)
+        self._derive_from_adjacency()
         self.user_embedding = nn.Embedding(self.n_users, self.dim)
         self.item_embedding = nn.Embedding(self.n_items, self.dim)
 
@@ -204,20 +223,48 @@ class GraphRecommender(Recommender):
         adjacency = normalized_adjacency(users, items, n_users, n_items)
         return cls(n_users, n_items, adjacency, **kwargs)
 
+    def _derive_from_adjacency(self) -> None:
+        """Symmetry flag and CSR copy of :attr:`adjacency`, made once per graph."""
+        self._symmetric = _is_symmetric(self.adjacency)
+        parts = _csr_parts(self.adjacency) if self._symmetric else (None, None, None)
+        self.csr_crow_indices, self.csr_col_indices, self.csr_values = parts
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "adjacency" and "adjacency" in self.__dict__.get("_buffers", {}):
+            # a new graph: check it, and re-derive what was computed from the old one
+            old = self._buffers["adjacency"]
+            value = _as_adjacency(value, self.n_users + self.n_items).to(old.device, old.dtype)
+            super().__setattr__(name, value)
+            self._derive_from_adjacency()
+            return
+        super().__setattr__(name, value)
+
     def spmm(self, adjacency: Tensor, dense: Tensor) -> Tensor:
         """``adjacency @ dense`` (``(N, N)`` sparse times ``(N, D)``), differentiable in ``dense``.
 
-        Uses CSR kernels with ``A`` itself as the transpose when the model's adjacency is
-        symmetric (as :func:`normalized_adjacency` is) and ``adjacency`` is that buffer, on the
-        CPU or CUDA; otherwise ``torch.sparse.mm``.
+        Uses the kept CSR copy, with ``A`` itself as the transpose, when the model's adjacency
+        is symmetric (as :func:`normalized_adjacency` is) and ``adjacency`` is that buffer, on
+        the CPU or CUDA; otherwise ``torch.sparse.mm``.
         """
+        values = self.csr_values
         if (
             self._symmetric
+            and values is not None
             and adjacency is self.adjacency
             and dense.device.type in ("cpu", "cuda")
-            and dense.dtype == adjacency.dtype
+            and dense.dtype == values.dtype
+            and dense.device == values.device
         ):
-            return _SymmetricSparseMM.apply(adjacency, dense)
+            with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+                warnings.simplefilter("ignore", UserWarning)
+                csr = torch.sparse_csr_tensor(
+                    self.csr_crow_indices,
+                    self.csr_col_indices,
+                    values,
+                    adjacency.shape,
+                    check_invariants=False,
+                )
+            return _SymmetricSparseMM.apply(csr, dense)
         return torch.sparse.mm(adjacency, dense)
 
     def ego_embeddings(self) -> Tensor:
@@ -230,7 +277,7 @@ class GraphRecommender(Recommender):
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """``users (B,)``, ``items (B,)`` -> ``(B,)`` logits (propagates the whole graph)."""
-        check_pair_shapes(users, items)
+        users, items = self._pairs(users, items)
         user_emb, item_emb = self.propagate()
         return (user_emb[users] * item_emb[items]).sum(-1)
 
@@ -239,16 +286,17 @@ class GraphRecommender(Recommender):
 
         For many batches of users, call :meth:`propagate` once and multiply yourself.
         """
+        users = self._users(users)
         user_emb, item_emb = self.propagate()
-        return user_emb[users.reshape(-1)] @ item_emb.T
+        return user_emb[users] @ item_emb.T
 
     def pair_scores(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
         """``(pos_scores (B,), neg_scores)`` from one propagation; ``neg`` is ``(B,)``/``(B, K)``."""
-        check_pair_shapes(users, pos, "pos")
+        users, pos, neg = self._pair_args(users, pos, neg)
         user_emb, item_emb = self.propagate()
         u = user_emb[users]
         pos_scores = (u * item_emb[pos]).sum(-1)
-        if neg.dim() == users.dim() + 1:
+        if neg.dim() == 2:
             neg_scores = (u.unsqueeze(-2) * item_emb[neg]).sum(-1)
         else:
             neg_scores = (u * item_emb[neg]).sum(-1)
@@ -256,6 +304,7 @@ class GraphRecommender(Recommender):
 
     def regularization(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """``reg * (|e_u|^2 + |e_pos|^2 + |e_neg|^2) / 2 / B`` on the batch's ego embeddings."""
+        users, pos, neg = self._pair_args(users, pos, neg)
         squares = (
             self.user_embedding(users).pow(2).sum()
             + self.item_embedding(pos).pow(2).sum()

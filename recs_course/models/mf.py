@@ -11,7 +11,6 @@ from .base import (
     Recommender,
     check_layers,
     check_non_negative,
-    check_pair_shapes,
     check_positive_int,
     check_probability,
     check_y_range,
@@ -80,7 +79,7 @@ class MF(Recommender):
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """``users (B,)``, ``items (B,)`` -> ``(B,)`` scores."""
-        check_pair_shapes(users, items)
+        users, items = self._pairs(users, items)
         score = (self.user_embedding(users) * self.item_embedding(items)).sum(-1)
         if self.biases:
             score = (
@@ -93,7 +92,7 @@ class MF(Recommender):
 
     def score_all(self, users: Tensor) -> Tensor:
         """``users (B,)`` -> ``(B, n_items)`` with one matrix product."""
-        users = users.reshape(-1)
+        users = self._users(users)
         score = self.user_embedding(users) @ self.item_embedding.weight.T
         if self.biases:
             score = (
@@ -177,7 +176,7 @@ class EmbeddingMLP(Recommender):
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """``users (B,)``, ``items (B,)`` -> ``(B,)`` predicted ratings."""
-        check_pair_shapes(users, items)
+        users, items = self._pairs(users, items)
         x = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=-1)
         x = self.hidden_layers(self.embedding_dropout(x))
         return scale_to_range(self.output(x).squeeze(-1), self.y_range)
@@ -190,9 +189,10 @@ class EmbeddingMLP(Recommender):
         """
         if self.training and self.embed_dropout > 0:
             return super().score_all(users)
+        users = self._users(users)
         head = nn.Sequential(*self.hidden_layers[1:], self.output)
         first = self.hidden_layers[0]
         scores = concat_mlp_scores(
-            self.user_embedding(users.reshape(-1)), self.item_embedding.weight, first, head
+            self.user_embedding(users), self.item_embedding.weight, first, head
         )
         return scale_to_range(scores.squeeze(-1), self.y_range)

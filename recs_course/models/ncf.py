@@ -16,7 +16,6 @@ from torch import Tensor, nn
 from .base import (
     Recommender,
     check_layers,
-    check_pair_shapes,
     check_positive_int,
     check_probability,
     concat_mlp_scores,
@@ -88,7 +87,7 @@ class GMF(Recommender):
 
     def features(self, users: Tensor, items: Tensor) -> Tensor:
         """The element-wise product ``p_u * q_i``: ``(B,), (B,)`` -> ``(B, d)``."""
-        check_pair_shapes(users, items)
+        users, items = self._pairs(users, items)
         return self.user_embedding(users) * self.item_embedding(items)
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
@@ -97,7 +96,7 @@ class GMF(Recommender):
 
     def score_all(self, users: Tensor) -> Tensor:
         """``users (B,)`` -> ``(B, n_items)`` logits with one matrix product."""
-        weighted = self.user_embedding(users.reshape(-1)) * self.output.weight  # (B, d)
+        weighted = self.user_embedding(self._users(users)) * self.output.weight  # (B, d)
         return weighted @ self.item_embedding.weight.T + self.output.bias
 
 
@@ -136,7 +135,7 @@ class NCFMLP(Recommender):
 
     def features(self, users: Tensor, items: Tensor) -> Tensor:
         """The tower's output: ``(B,), (B,)`` -> ``(B, layers[-1])``."""
-        check_pair_shapes(users, items)
+        users, items = self._pairs(users, items)
         x = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=-1)
         return self.tower(x)
 
@@ -147,7 +146,7 @@ class NCFMLP(Recommender):
     def score_all(self, users: Tensor) -> Tensor:
         """``users (B,)`` -> ``(B, n_items)`` logits; the first layer is applied per user and
         per item, not per pair (see :func:`~recs_course.models.base.concat_mlp_scores`)."""
-        user_vectors = self.user_embedding(users.reshape(-1))
+        user_vectors = self.user_embedding(self._users(users))
         if len(self.tower) == 0:  # no hidden layer: the output layer sees [p_u ; q_i] directly
             return concat_mlp_scores(
                 user_vectors, self.item_embedding.weight, self.output, nn.Identity()
@@ -201,7 +200,7 @@ class NeuMF(Recommender):
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """``users (B,)``, ``items (B,)`` -> ``(B,)`` logits."""
-        check_pair_shapes(users, items)
+        users, items = self._pairs(users, items)
         gmf = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)
         mlp = self.tower(
             torch.cat([self.mlp_user_embedding(users), self.mlp_item_embedding(items)], dim=-1)
@@ -214,7 +213,7 @@ class NeuMF(Recommender):
         The output layer splits into a GMF half (one matrix product) and an MLP half whose
         first layer is applied per user and per item, not per pair.
         """
-        users = users.reshape(-1)
+        users = self._users(users)
         h_gmf = self.output.weight[:, : self.dim]  # (1, dim)
         h_mlp = self.output.weight[:, self.dim :]  # (1, layers[-1])
         gmf = (self.gmf_user_embedding(users) * h_gmf) @ self.gmf_item_embedding.weight.T

@@ -1,0 +1,549 @@
+"""Hostile input for the models, metrics, evaluators and checkpoints.
+
+Each defect class found by a hostile test of the public API, with the right result or a
+``ValueError`` that names the argument (or file), says what was wrong and what to do:
+
+1. index ranges and dtypes at every public entry point of every model and evaluator;
+2. the graph adjacency's sparse order (never trust another library's sort order);
+3. exact score comparison in the ranking metrics and evaluators, and NaN scores;
+4. corrupt, foreign or mismatched checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from recs_course.evaluation import evaluate_full, evaluate_ratings, evaluate_sampled
+from recs_course.metrics import mae, ranking_metrics, rmse
+from recs_course.models import (
+    GMF,
+    MF,
+    NCFMLP,
+    NGCF,
+    AutoRec,
+    EmbeddingMLP,
+    LightGCN,
+    NeuMF,
+    Popularity,
+    normalized_adjacency,
+)
+from recs_course.training import load_checkpoint, save_checkpoint
+
+N_USERS, N_ITEMS = 5, 7  # of the small models
+
+
+def _interactions():
+    users = np.array([0, 0, 1, 1, 2, 3, 3, 4, 4, 4])
+    items = np.array([0, 1, 1, 2, 3, 4, 5, 6, 0, 2])
+    return users, items
+
+
+def _ratings_csr() -> sp.csr_matrix:
+    users, items = _interactions()
+    values = (np.arange(users.size) % 5 + 1).astype(np.float32)
+    return sp.csr_matrix((values, (users, items)), shape=(N_USERS, N_ITEMS))
+
+
+BUILDERS = {
+    "MF": lambda: MF(N_USERS, N_ITEMS, dim=3),
+    "EmbeddingMLP": lambda: EmbeddingMLP(N_USERS, N_ITEMS, dim=3, hidden=(4,)),
+    "GMF": lambda: GMF(N_USERS, N_ITEMS, dim=3),
+    "NCFMLP": lambda: NCFMLP(N_USERS, N_ITEMS, layers=(6, 3)),
+    "NeuMF": lambda: NeuMF(N_USERS, N_ITEMS, dim=3, layers=(6, 3)),
+    "Popularity": lambda: Popularity.from_interactions(*_interactions(), N_USERS, N_ITEMS),
+    "NGCF": lambda: NGCF.from_interactions(*_interactions(), N_USERS, N_ITEMS, dim=3, layers=(3,)),
+    "LightGCN": lambda: LightGCN.from_interactions(
+        *_interactions(), N_USERS, N_ITEMS, dim=3, n_layers=2
+    ),
+    "AutoRec-item": lambda: AutoRec(N_USERS, N_ITEMS, _ratings_csr(), hidden=4),
+    "AutoRec-user": lambda: AutoRec(N_USERS, N_ITEMS, _ratings_csr(), hidden=4, based="user"),
+}
+MODELS = list(BUILDERS)
+
+
+def _build(name: str):
+    torch.manual_seed(0)
+    return BUILDERS[name]().eval()
+
+
+def _t(*values: int) -> torch.Tensor:
+    return torch.tensor(values)
+
+
+# Every public method that takes indices, with the argument a bad value is put into.
+def _calls(bad: torch.Tensor):
+    users, items = _t(0, 1, 2), _t(3, 4, 5)
+    pad = lambda x: torch.cat([x, x, x])[:3]  # noqa: E731 - a bad value in a batch of 3
+    return {
+        "forward/users": (lambda m: m(pad(bad), items), "users"),
+        "forward/items": (lambda m: m(users, pad(bad)), "items"),
+        "score_all": (lambda m: m.score_all(pad(bad)), "users"),
+        "pair_scores/users": (lambda m: m.pair_scores(pad(bad), items, items), "users"),
+        "pair_scores/pos": (lambda m: m.pair_scores(users, pad(bad), items), "pos"),
+        "pair_scores/neg": (lambda m: m.pair_scores(users, items, pad(bad)), "neg"),
+        "pair_scores/neg2d": (
+            lambda m: m.pair_scores(users, items, torch.stack([items, pad(bad)], 1)),
+            "neg",
+        ),
+        "regularization": (lambda m: m.regularization(users, items, pad(bad)), "neg"),
+    }
+
+
+CALLS = list(_calls(_t(0)))
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Index ranges
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("call", CALLS)
+def test_negative_and_too_large_indices_raise_a_value_error_naming_the_argument(name, call):
+    model = _build(name)
+    for bad_value in (-1, 99):
+        fn, argument = _calls(_t(bad_value))[call]
+        size = N_USERS if argument == "users" else N_ITEMS
+        expected = rf"{argument} must lie in \[0, {size}\).*found values in \[.*{bad_value}"
+        with pytest.raises(ValueError, match=expected):
+            fn(model)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_index_dtype_and_dims_are_checked(name):
+    model = _build(name)
+    users, items = _t(0, 1, 2), _t(3, 4, 5)
+    with pytest.raises(ValueError, match="users must hold integer indices, got dtype"):
+        model(users.float(), items)
+    with pytest.raises(ValueError, match="items must hold integer indices, got a bool"):
+        model(users, torch.tensor([True, False, True]))
+    with pytest.raises(
+        ValueError, match=r"users must be a 1-D tensor of indices, got shape \(3, 1\)"
+    ):
+        model.score_all(users.unsqueeze(1))
+    with pytest.raises(ValueError, match=r"items must be a 1-D tensor.*shape \(\)"):
+        model(users[:1], items[0])
+    with pytest.raises(ValueError, match="users must be a dense tensor"):
+        model(users.to_sparse(), items)
+    with pytest.raises(ValueError, match=r"neg must have shape \(B,\) or \(B, K\) with B = 3"):
+        model.pair_scores(users, items, torch.zeros(2, 4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_other_integer_dtypes_and_lists_give_the_int64_result(name):
+    model = _build(name)
+    users, items = _t(0, 4, 2), _t(6, 0, 3)
+    with torch.no_grad():
+        expected = model(users, items)
+        for dtype in (torch.int32, torch.int16, torch.uint8):  # uint8 would index as a mask
+            torch.testing.assert_close(model(users.to(dtype), items.to(dtype)), expected)
+        torch.testing.assert_close(model(users.tolist(), items.numpy()), expected)
+        torch.testing.assert_close(model.score_all([0, 4]), model.score_all(_t(0, 4)))
+
+
+@pytest.mark.parametrize("based", ["item", "user"])
+def test_autorec_row_methods_check_their_row_indices(based):
+    model = _build(f"AutoRec-{based}")
+    n_rows = N_ITEMS if based == "item" else N_USERS
+    for method in (model.rows, model.reconstruct, model.masked_loss):
+        with pytest.raises(ValueError, match=rf"idx must lie in \[0, {n_rows}\)"):
+            method(_t(0, -1))
+        with pytest.raises(ValueError, match=rf"idx must lie in \[0, {n_rows}\)"):
+            method(_t(n_rows))
+    with pytest.raises(ValueError, match="chunk_size"):
+        model.score_all(_t(0), chunk_size=0)
+
+
+@pytest.mark.parametrize("cls", [GMF, NCFMLP])
+def test_ncf_features_check_indices(cls):
+    model = cls(N_USERS, N_ITEMS)
+    with pytest.raises(ValueError, match=r"items must lie in \[0, 7\)"):
+        model.features(_t(0), _t(-1))
+
+
+def test_evaluators_check_indices_against_the_model():
+    model = _build("MF")
+    ok_users, ok_items = _t(0, 1), _t(2, 3)
+    ratings = torch.tensor([3.0, 4.0])
+    with pytest.raises(ValueError, match=r"users must lie in \[0, 5\) \(n_users = 5 of the model"):
+        evaluate_ratings(model, _t(0, -1), ok_items, ratings)
+    with pytest.raises(ValueError, match=r"items must lie in \[0, 7\).*\[2, 7\]"):
+        evaluate_ratings(model, ok_users, _t(2, 7), ratings)
+    candidates = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    with pytest.raises(ValueError, match=r"candidates must lie in \[0, 7\).*\[-1, 6\]"):
+        evaluate_sampled(model, ok_users, torch.where(candidates == 2, -1, candidates), ks=1)
+    with pytest.raises(ValueError, match=r"candidates must lie in \[0, 7\)"):
+        evaluate_sampled(model, ok_users, candidates + 1, ks=1)
+    with pytest.raises(ValueError, match=r"users must lie in \[0, 5\)"):
+        evaluate_sampled(model, _t(0, 5), candidates, ks=1)
+    with pytest.raises(ValueError, match=r"candidates must be a 2-D tensor"):
+        evaluate_sampled(model, ok_users, candidates.flatten(), ks=1)
+    with pytest.raises(ValueError, match="users must hold integer indices"):
+        evaluate_sampled(model, ok_users.double(), candidates, ks=1)
+    train = sp.csr_matrix(np.eye(N_USERS, N_ITEMS, dtype=np.float32))
+    test = sp.csr_matrix(np.eye(N_USERS, N_ITEMS, k=1, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"users must lie in \[0, 5\) \(the rows of train"):
+        evaluate_full(model, train, test, ks=2, users=[1, -1])
+    with pytest.raises(ValueError, match=r"users must lie in \[0, 5\)"):
+        evaluate_full(model, train, test, ks=2, users=np.array([5]))
+    # train and test with more rows than the model has users
+    big_train = sp.csr_matrix(np.eye(N_USERS + 2, N_ITEMS, dtype=np.float32))
+    big_test = sp.csr_matrix(np.eye(N_USERS + 2, N_ITEMS, k=1, dtype=np.float32))
+    with pytest.raises(ValueError, match="model has n_users = 5"):
+        evaluate_full(model, big_train, big_test, ks=2)
+    # valid input still evaluates (and the indices may be int32 or lists)
+    assert set(evaluate_ratings(model, [0, 1], np.array([2, 3], np.int32), ratings)) == {
+        "RMSE",
+        "MAE",
+    }
+
+
+class _TableModel(torch.nn.Module):
+    """A plain module without n_users / n_items: only negative indices can be refused."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.as_tensor(table))
+
+    def forward(self, users, items):
+        return self.table[users, items]
+
+    def score_all(self, users):
+        return self.table[users]
+
+
+def test_evaluators_refuse_negative_indices_for_any_model():
+    model = _TableModel(torch.randn(4, 6, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match=r"users must lie in \[0, inf\)"):
+        evaluate_ratings(model, _t(-1, 0), _t(0, 1), torch.ones(2))
+    with pytest.raises(ValueError, match=r"candidates must lie in \[0, inf\)"):
+        evaluate_sampled(model, _t(0, 1), torch.tensor([[0, -1], [2, 3]]), ks=1)
+
+
+def test_index_check_modes(monkeypatch):
+    from recs_course.models.base import check_indices, index_checks
+
+    users = torch.tensor([0, 1, 2])
+    assert check_indices("users", users, 3) is users  # int64 tensors are not copied
+    with index_checks("never"):  # dtype and shape are still checked, the values are not
+        assert check_indices("users", _t(-1), 3).tolist() == [-1]
+        with pytest.raises(ValueError, match="integer"):
+            check_indices("users", torch.tensor([0.5]), 3)
+    with pytest.raises(ValueError, match="users must lie"):
+        check_indices("users", _t(-1), 3)  # the mode is restored
+    monkeypatch.setenv("RECS_COURSE_INDEX_CHECKS", "never")
+    assert check_indices("users", _t(7), 3).tolist() == [7]
+    with index_checks("always"):  # the block wins over the environment
+        with pytest.raises(ValueError, match="users must lie"):
+            check_indices("users", _t(7), 3)
+    monkeypatch.setenv("RECS_COURSE_INDEX_CHECKS", "sometimes")
+    with pytest.raises(ValueError, match="RECS_COURSE_INDEX_CHECKS"):
+        check_indices("users", _t(0), 3)
+    with pytest.raises(ValueError, match="index check mode"):
+        with index_checks("loud"):
+            pass
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Graph adjacency sort order
+
+
+def _is_row_major(adjacency: torch.Tensor) -> bool:
+    rows, cols = adjacency._indices()
+    keys = rows * adjacency.shape[1] + cols
+    return bool((keys[1:] > keys[:-1]).all())
+
+
+def _column_major_sum_duplicates(monkeypatch):
+    """Make scipy's sum_duplicates leave a column-major order, as scipy 1.10 does."""
+    original = sp.coo_matrix.sum_duplicates
+
+    def column_major(self):
+        original(self)
+        order = np.lexsort((self.row, self.col))
+        self.row, self.col, self.data = self.row[order], self.col[order], self.data[order]
+
+    monkeypatch.setattr(sp.coo_matrix, "sum_duplicates", column_major)
+
+
+def test_adjacency_is_sorted_row_major_whatever_scipy_does(monkeypatch):
+    users, items = _interactions()
+    reference = normalized_adjacency(users, items, N_USERS, N_ITEMS).to_dense()
+    _column_major_sum_duplicates(monkeypatch)
+    adjacency = normalized_adjacency(users, items, N_USERS, N_ITEMS)
+    assert _is_row_major(adjacency)
+    torch.testing.assert_close(adjacency.to_dense(), reference)
+    x = torch.randn(N_USERS + N_ITEMS, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(adjacency.to_sparse_csr() @ x, reference @ x)
+    torch.testing.assert_close(torch.sparse.mm(adjacency, x), reference @ x)
+    # a scipy matrix handed to the model goes through the same path
+    model = LightGCN(N_USERS, N_ITEMS, sp.csr_matrix(reference.numpy()), dim=3, n_layers=2)
+    assert model._symmetric and _is_row_major(model.adjacency)
+    _check_propagation(model, reference)
+
+
+def _check_propagation(model: LightGCN, dense: torch.Tensor) -> None:
+    ego = model.ego_embeddings()
+    e1 = dense @ ego
+    expected = (ego + e1 + dense @ e1) / 3
+    torch.testing.assert_close(torch.cat(model.propagate()), expected)
+
+
+def test_a_torch_tensor_wrongly_marked_coalesced_is_sorted_again():
+    users, items = _interactions()
+    reference = normalized_adjacency(users, items, N_USERS, N_ITEMS).coalesce()
+    rows, cols = reference.indices()
+    order = np.lexsort((rows.numpy(), cols.numpy()))  # column-major
+    liar = torch.sparse_coo_tensor(
+        reference.indices()[:, order],
+        reference.values()[order],
+        reference.shape,
+        is_coalesced=True,  # a false claim
+        check_invariants=False,
+    )
+    model = LightGCN(N_USERS, N_ITEMS, liar, dim=3, n_layers=2)
+    assert model._symmetric and _is_row_major(model.adjacency)
+    _check_propagation(model, reference.to_dense())
+
+
+def test_the_csr_copy_is_made_once_and_follows_the_module(monkeypatch):
+    model = _build("LightGCN")
+    dense = model.adjacency.to_dense()
+    calls = []
+    original = torch.Tensor.to_sparse_csr
+
+    def spy(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to_sparse_csr", spy)
+    for _ in range(3):
+        model.propagate()[0].sum().backward()
+    assert calls == []  # propagation uses the CSR copy kept at construction
+    assert not any(k.startswith("csr_") for k in model.state_dict())
+    double = copy.deepcopy(model).double()
+    assert double.csr_values.dtype == torch.float64
+    user_emb, _ = double.propagate()
+    assert user_emb.dtype == torch.float64
+    _check_propagation(model, dense)
+    # a new adjacency assigned to the model replaces the CSR copy too
+    users, items = _interactions()
+    other = normalized_adjacency(users[:6], items[:6], N_USERS, N_ITEMS)
+    monkeypatch.undo()
+    model.adjacency = other
+    _check_propagation(model, other.to_dense())
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Exact scores, NaN scores
+
+
+def test_integer_scores_above_2_to_the_24_do_not_tie():
+    big = 2**24
+    scores = torch.tensor([[big, big + 1, big - 1]])
+    relevant = torch.tensor([[False, True, False]])
+    out = ranking_metrics(scores, relevant, ks=1, metrics=("hr", "mrr_full", "auc"))
+    assert out == {"HR@1": 1.0, "MRR": 1.0, "AUC": 1.0}
+    huge = torch.tensor([[2**60, 2**60 + 1]])  # beyond float64's 2**53 too
+    assert ranking_metrics(huge, torch.tensor([[False, True]]), ks=1, metrics="hr")["HR@1"] == 1
+
+
+def test_pessimistic_hits_checks_its_arguments():
+    from recs_course.metrics import pessimistic_hits
+
+    scores, relevant = torch.tensor([[0.5, 0.2, 0.9]]), torch.tensor([[True, False, False]])
+    assert pessimistic_hits(scores, relevant, 2).tolist() == [[False, True]]
+    with pytest.raises(ValueError, match="larger than the number of items"):
+        pessimistic_hits(scores, relevant, 4)
+    with pytest.raises(ValueError, match="k must be an int"):
+        pessimistic_hits(scores, relevant, 1.5)
+    with pytest.raises(ValueError, match="scores contain NaN"):
+        pessimistic_hits(torch.tensor([[0.5, float("nan"), 0.9]]), relevant, 1)
+    big = torch.tensor([[2**24 + 1, 2**24]])  # exact: no float32 tie
+    assert pessimistic_hits(big, torch.tensor([[True, False]]), 1).tolist() == [[True]]
+
+
+def test_float64_scores_are_not_downcast():
+    scores = np.array([[1.0, 1.0 + 1e-12, 1.0 - 1e-12]])  # equal in float32
+    relevant = np.array([[False, True, False]])
+    assert ranking_metrics(scores, relevant, ks=1, metrics="hr")["HR@1"] == 1.0
+
+
+class _IntModel(torch.nn.Module):
+    """Integer scores ``offset + item``: distinct, but equal after a float32 cast."""
+
+    def __init__(self, n_items: int, offset: int):
+        super().__init__()
+        self.register_buffer("scores", offset + torch.arange(n_items))
+
+    def forward(self, users, items):
+        return self.scores[items]
+
+    def score_all(self, users):
+        return self.scores.expand(len(users), -1)
+
+
+def test_evaluators_compare_integer_scores_exactly():
+    model = _IntModel(6, 2**24)
+    # the held-out item (column 0) has the highest score: rank 1
+    users, candidates = _t(0, 1), torch.tensor([[5, 0, 1], [4, 0, 3]])
+    assert evaluate_sampled(model, users, candidates, ks=1) == {"HR@1": 1.0, "NDCG@1": 1.0}
+    train = sp.csr_matrix(np.zeros((2, 6), dtype=np.float32))
+    test = sp.csr_matrix(np.array([[0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1]], dtype=np.float32))
+    assert evaluate_full(model, train, test, ks=1, metrics="hr") == {"HR@1": 1.0}
+    with pytest.raises(ValueError, match="beyond 2\\*\\*53"):
+        evaluate_full(_IntModel(6, 2**60), train, test, ks=1, metrics="hr")
+
+
+def test_nan_scores_are_refused_with_the_argument_named():
+    scores = torch.tensor([[0.3, float("nan"), 0.1], [0.5, 0.2, 0.1]])
+    relevant = torch.tensor([[True, False, False], [True, False, False]])
+    with pytest.raises(ValueError, match=r"scores contain NaN for 1 .* row\(s\) \[0\]"):
+        ranking_metrics(scores, relevant, ks=1)
+    model = _TableModel(torch.tensor([[0.1, float("nan"), 0.3], [0.1, 0.2, 0.3]]))
+    with pytest.raises(ValueError, match=r"model\(users, items\) contain NaN.*user\(s\) \[0\]"):
+        evaluate_sampled(model, _t(1, 0), torch.tensor([[0, 1], [0, 1]]), ks=1)
+    train = sp.csr_matrix(np.zeros((2, 3), dtype=np.float32))
+    test = sp.csr_matrix(np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"score_all\(users\) contain NaN"):
+        evaluate_full(model, train, test, ks=1)
+    with pytest.raises(ValueError, match=r"model\(users, items\) contains 1 NaN"):
+        evaluate_ratings(model, _t(0, 1), _t(1, 1), torch.ones(2))
+    with pytest.raises(ValueError, match="ratings contains 1 NaN"):
+        evaluate_ratings(model, _t(0, 1), _t(0, 1), torch.tensor([1.0, float("nan")]))
+    for fn in (rmse, mae):
+        with pytest.raises(ValueError, match="pred contains 1 NaN"):
+            fn([1.0, float("nan")], [1.0, 2.0])
+        with pytest.raises(ValueError, match="target contains 1 NaN"):
+            fn([1.0, 2.0], np.array([np.nan, 2.0]))
+        with pytest.raises(ValueError, match="target must hold real numbers"):
+            fn([1.0, 2.0], ["a", "b"])
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Checkpoints
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    path = save_checkpoint(tmp_path / "mf.pt", model, epoch=3)
+    return path, model
+
+
+def _corrupt(path, kind: str):
+    data = path.read_bytes()
+    target = path.with_name(f"{kind}.pt")
+    if kind == "empty":
+        target.write_bytes(b"")
+    elif kind == "truncated":
+        target.write_bytes(data[: len(data) // 2])
+    elif kind == "random":
+        target.write_bytes(np.random.default_rng(0).bytes(300))
+    elif kind == "text":
+        target.write_text("epoch,loss\n1,0.5\n")
+    return target
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        ("empty", r"\(empty file\)"),
+        ("truncated", r"\(a zip archive that torch cannot read"),
+        ("random", r"\(unrecognised binary data, 300 bytes\)"),
+        ("text", r"\(a text file starting 'epoch,loss"),
+    ],
+)
+def test_unreadable_checkpoints_raise_a_value_error_naming_the_file(saved, kind, why):
+    path, _ = saved
+    bad = _corrupt(path, kind)
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=rf"{bad.name} is not a recs_course checkpoint {why}"):
+        load_checkpoint(bad, model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_torch_files_that_are_not_checkpoints(tmp_path):
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    torch.save(model.state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(ValueError, match="bare.pt holds a bare state dict"):
+        load_checkpoint(tmp_path / "bare.pt", model)
+    torch.save({"weights": [1, 2], "epoch": 3}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"other.pt is not .*no 'model' entry.*'epoch', 'weights'"):
+        load_checkpoint(tmp_path / "other.pt", model)
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    with pytest.raises(ValueError, match="tensor.pt is not .*it holds a Tensor"):
+        load_checkpoint(tmp_path / "tensor.pt", model)
+    torch.save({"model": [1, 2]}, tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="list.pt is not .*'model' entry is a list"):
+        load_checkpoint(tmp_path / "list.pt", model)
+
+
+def test_bad_load_arguments(saved):
+    path, _ = saved
+    with pytest.raises(ValueError, match="model must be the torch module"):
+        load_checkpoint(path, {"user_embedding.weight": torch.zeros(2)})
+    with pytest.raises(ValueError, match="optimizer must be a torch optimizer"):
+        load_checkpoint(path, MF(N_USERS, N_ITEMS, dim=3), optimizer="adam")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"mf.pt: its tensors cannot be loaded with map_loc"):
+            load_checkpoint(path, MF(N_USERS, N_ITEMS, dim=3), map_location="cuda")
+
+
+def test_a_missing_file_or_a_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint file at .*nowhere\.pt"):
+        load_checkpoint(tmp_path / "nowhere.pt", MF(N_USERS, N_ITEMS))
+    with pytest.raises(ValueError, match="is a folder"):
+        load_checkpoint(tmp_path, MF(N_USERS, N_ITEMS))
+
+
+def test_checkpoints_of_another_shape_or_other_entries(saved):
+    path, original = saved
+    other = MF(N_USERS + 3, N_ITEMS, dim=3)
+    before = copy.deepcopy(other.state_dict())
+    with pytest.raises(
+        ValueError,
+        match=r"mf.pt was saved from a model with user_embedding.weight of shape \(5, 3\); "
+        r"this MF has \(8, 3\): build the model with the same sizes",
+    ):
+        load_checkpoint(path, other)
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+    with pytest.raises(ValueError, match="shape"):  # shapes are checked with strict=False too
+        load_checkpoint(path, other, strict=False)
+    plain = MF(N_USERS, N_ITEMS, dim=3, biases=False)
+    with pytest.raises(
+        ValueError, match=r"mf.pt was saved from another model: the file has 3 entries this MF"
+    ):
+        load_checkpoint(path, plain)
+    assert load_checkpoint(path, plain, strict=False) == {"epoch": 3}
+    torch.testing.assert_close(plain.user_embedding.weight, original.user_embedding.weight)
+    wider = save_checkpoint(path.with_name("plain.pt"), MF(N_USERS, N_ITEMS, dim=3, biases=False))
+    with pytest.raises(ValueError, match="this MF has 3 entries the file lacks"):
+        load_checkpoint(wider, MF(N_USERS, N_ITEMS, dim=3))
+    with pytest.raises(ValueError, match="was saved from another model"):
+        load_checkpoint(path, GMF(N_USERS, N_ITEMS, dim=3))
+
+
+def test_an_optimizer_state_that_does_not_fit(tmp_path):
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    optimizer = torch.optim.Adam(model.parameters())
+    path = save_checkpoint(tmp_path / "opt.pt", model, optimizer)
+    other = MF(N_USERS, N_ITEMS, dim=3)
+    one_group = torch.optim.Adam([other.user_embedding.weight])
+    with pytest.raises(ValueError, match="opt.pt: its optimizer state does not fit"):
+        load_checkpoint(path, other, one_group)
+
+
+def test_a_checkpoint_written_by_save_checkpoint_still_loads(saved, tmp_path):
+    path, model = saved
+    other = MF(N_USERS, N_ITEMS, dim=3)
+    assert load_checkpoint(os.fspath(path), other) == {"epoch": 3}
+    for a, b in zip(model.parameters(), other.parameters(), strict=True):
+        assert torch.equal(a, b)
