@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,3 +70,38 @@ def test_threads(monkeypatch):
             utils.set_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_oldest_constraints_pin_the_declared_floors():
+    """constraints/oldest.txt (make test-oldest) installs exactly the floors pyproject declares."""
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(r) for r in project["dependencies"]]
+    declared += [Requirement(r) for r in project["optional-dependencies"]["test"]]
+    floors = {}
+    for req in declared:
+        for spec in req.specifier:
+            if spec.operator == ">=":
+                floors[req.name.lower()] = spec.version
+    pins = {}
+    for line in (root / "constraints" / "oldest.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==", line
+            pins[req.name.lower()] = spec.version
+    declared_names = {req.name.lower() for req in declared}
+    runtime = {Requirement(r).name.lower() for r in project["dependencies"]} - {"torch"}
+    assert runtime <= set(pins), f"pin the floors of {sorted(runtime - set(pins))}"
+    for name, version in pins.items():
+        if name not in declared_names:
+            continue  # a pin of a dependency's dependency, of its time (commented in the file)
+        assert name in floors and Version(floors[name]) == Version(version), (
+            f"constraints/oldest.txt pins {name}=={version}, pyproject's floor is "
+            f"{floors.get(name)}: keep them equal"
+        )

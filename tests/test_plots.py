@@ -53,7 +53,7 @@ def test_matrix_slice_shows_exactly_the_slice(kind):
     image = ax.images[0]
     assert np.array_equal(np.asarray(image.get_array()), dense[5:15, 10:25])
     # the ticks speak in the matrix's own indices
-    assert image.get_extent() == [9.5, 24.5, 14.5, 4.5]
+    assert list(image.get_extent()) == [9.5, 24.5, 14.5, 4.5]
     assert ax.get_title() == "slice" and len(ax.figure.axes) == 2  # image and colour bar
 
 

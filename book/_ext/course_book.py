@@ -13,7 +13,12 @@
 4. **No duplicated inline scripts.** Sphinx 7.4 writes an inline script registered after the
    builder started twice (once as registered, once re-added from the registry), and the second
    copy of sphinx-thebe's ``const THEBE_JS_URL = ...`` is a script error on every page.
-5. **MathJax served by the book itself**, so formulas render offline and in the browser test:
+5. **No chapter served from the cache with stderr or an error.** jupyter-cache keeps every
+   chapter whose execution did not raise, including one that wrote to stderr (a warning), which
+   the strict build then reports as an error on every later build, without re-running it. Before
+   and after each build, every cached chapter with a stderr stream or an error output is removed
+   from the cache (:func:`purge_unclean`), so fixing the cause and building again re-runs it.
+6. **MathJax served by the book itself**, so formulas render offline and in the browser test:
    MathJax 3 from the ``django-static-mathjax`` wheel (a plain copy of MathJax's ``es5`` files,
    in the ``book`` extras) is copied to ``_static/mathjax``.
 """
@@ -34,6 +39,7 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 QUICK_ENV = "RECS_COURSE_QUICK"
+EXEC_CACHE_ENV = "RECS_COURSE_EXEC_CACHE"  # where the execution cache lives, when set
 QUICK_CELL_TIMEOUT = 300  # seconds per cell; a quick chapter takes well under a minute in all
 MATHJAX_ENTRY = "tex-mml-chtml.js"
 # What tex-mml-chtml.js loads on demand (TeX extensions, CHTML fonts, menu, accessibility).
@@ -55,6 +61,50 @@ def package_key(root: Path) -> str:
             digest.update(f.relative_to(root).as_posix().encode())
             digest.update(f.read_bytes())
     return digest.hexdigest()
+
+
+def unclean_outputs(nb) -> list[str]:
+    """What in an executed notebook must not be served from the cache: stderr and errors."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                found.append(f"cell {index}: error {out.get('ename', '')}")
+            elif out.get("output_type") == "stream" and out.get("name") == "stderr":
+                text = "".join(out.get("text", ""))
+                found.append(f"cell {index}: stderr {text.strip()[:120]!r}")
+    return found
+
+
+def purge_unclean(cache_path: Path) -> list[str]:
+    """Remove from the execution cache every notebook that wrote to stderr or raised.
+
+    Returns the URIs of the removed notebooks. A cache that cannot be opened is emptied (it is
+    only a cache): the next build executes every chapter again.
+    """
+    if not (Path(cache_path) / "global.db").is_file():
+        return []
+    from jupyter_cache import get_cache
+
+    removed = []
+    try:
+        cache = get_cache(str(cache_path))
+        for record in cache.list_cache_records():
+            bundle = cache.get_cache_bundle(record.pk)
+            problems = unclean_outputs(bundle.nb)
+            if problems:
+                cache.remove_cache(record.pk)
+                removed.append(record.uri)
+                logger.info(
+                    "[course_book] removed %s from the execution cache: %s",
+                    record.uri,
+                    "; ".join(problems),
+                )
+    except Exception as exc:  # noqa: BLE001 (a corrupt cache: start afresh)
+        logger.info("[course_book] unreadable execution cache %s (%s): emptied", cache_path, exc)
+        shutil.rmtree(cache_path, ignore_errors=True)
+        removed.append(str(cache_path))
+    return removed
 
 
 def mathjax_dir() -> Path:
@@ -91,12 +141,21 @@ def _on_config(app: Sphinx, config) -> None:
     # elsewhere, e.g. by CI, is checked too); the build folder remembers whether the last build
     # was clean.
     key = package_key(Path(app.confdir))
-    cache = Path(config.nb_execution_cache_path or build_dir / ".jupyter_cache")
+    # RECS_COURSE_EXEC_CACHE moves the cache (CI points it at a fresh folder).
+    cache = Path(
+        os.environ.get(EXEC_CACHE_ENV)
+        or config.nb_execution_cache_path
+        or build_dir / ".jupyter_cache"
+    ).resolve()
+    config.nb_execution_cache_path = str(cache)
     key_file = cache / KEY_FILE
     if cache.exists() and (not key_file.is_file() or key_file.read_text() != key):
         logger.info("[course_book] recs_course changed: emptying the execution cache %s", cache)
         shutil.rmtree(cache)
         app.course_reread_all = True  # type: ignore[attr-defined]
+    if purge_unclean(cache):
+        app.course_reread_all = True  # type: ignore[attr-defined]
+    app.course_cache = cache  # type: ignore[attr-defined]
     cache.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key)
     state_path = build_dir / STATE_FILE
@@ -124,6 +183,9 @@ def _dedupe_inline_scripts(app: Sphinx, env, docnames) -> None:
 
 
 def _on_finished(app: Sphinx, exception) -> None:
+    cache = getattr(app, "course_cache", None)
+    if cache is not None and app.config.nb_execution_mode == "cache":
+        purge_unclean(cache)
     if exception is not None or app.builder.format != "html":
         return
     src = mathjax_dir()
