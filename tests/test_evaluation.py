@@ -103,7 +103,7 @@ def test_evaluate_ratings_errors():
     with pytest.raises(ValueError, match="no ratings"):
         evaluate_ratings(model, [], [], [])
     with pytest.raises(ValueError, match="integer"):
-        evaluate_ratings(model, [0.0], [1], [1.0])
+        evaluate_ratings(model, [0.5], [1], [1.0])
     with pytest.raises(ValueError, match="batch_size"):
         evaluate_ratings(model, [0], [1], [1.0], batch_size=0)
     model.train()

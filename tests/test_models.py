@@ -407,7 +407,11 @@ def test_popularity_rejects_bad_interactions():
     with pytest.raises(ValueError, match="same length"):
         model.fit([0, 1], [1])
     with pytest.raises(ValueError, match="integer"):
-        model.fit([0.0, 1.0], [1, 2])
+        model.fit([0.5, 1.0], [1, 2])
+    # Whole-number floats are ids converted exactly, as in the data layer.
+    assert torch.equal(
+        model.fit([0.0, 1.0], [1, 2]).counts, Popularity(3, 5).fit([0, 1], [1, 2]).counts
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ._common import check_frame, torch_generator
+from ._common import as_index_array, check_frame, rating_values, torch_generator
 
 __all__ = ["Batches", "to_tensors"]
 
@@ -17,13 +17,23 @@ def to_tensors(
 ) -> tuple[torch.Tensor, ...]:
     """The ``columns`` of an (encoded) ratings frame as tensors, one per column.
 
-    Each column is copied once into a tensor of its own dtype (int64 ids, float32 ratings in
-    the course's schema), ready for :class:`Batches` or a model. The frame is not modified.
+    Each column is copied once into a tensor, ready for :class:`Batches` or a model: the id
+    columns (``user_id``, ``item_id``) as int64, converted exactly (``recs_course.data``'s id
+    rule: NaN, ``1.5`` or ``2**63`` are a ``ValueError``), the others in their own dtype (float32
+    ratings in the course's schema), checked to be finite numbers. The frame is not modified.
 
     Example: ``users, items, ratings = to_tensors(train)``.
     """
     check_frame(frame, columns)
-    return tuple(torch.tensor(frame[c].to_numpy()) for c in columns)
+    tensors = []
+    for c in columns:
+        name = f"frame[{c!r}]"
+        if c in ("user_id", "item_id"):
+            values = as_index_array(frame[c], name)
+        else:
+            values = np.array(rating_values(frame[c], name))  # a writable copy
+        tensors.append(torch.from_numpy(values))
+    return tuple(tensors)
 
 
 class Batches:

@@ -14,9 +14,10 @@ import operator
 import os
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
+
+from .._arrays import _exact_int64, _numpy_values
 
 __all__ = ["Recommender", "model_device", "check_indices", "index_checks"]
 
@@ -235,10 +236,12 @@ def index_checks(mode: str) -> Iterator[None]:
     """Choose, inside a ``with`` block, whether :func:`check_indices` checks index *values*.
 
     - ``"auto"`` (the default): tensors on the CPU are checked (one ``aminmax``, no device
-      synchronisation); tensors on an accelerator (CUDA, MPS) are not, because reading the
-      result back would make the CPU wait for the device on every batch, which the training
-      loop avoids (it synchronises once per epoch). The evaluators convert their inputs on the
-      CPU, so they are always checked.
+      synchronisation); tensors on an accelerator are not read back, because that would make
+      the CPU wait for the device on every batch, which the training loop avoids (it
+      synchronises once per epoch). On CUDA the range is asserted on the device instead
+      (``torch._assert_async``: no wait; a bad index stops the program with CUDA's device-side
+      assertion rather than silently reading another row); on MPS only dtype and shape are
+      checked. The evaluators convert their inputs on the CPU, so they are always checked.
     - ``"always"``: accelerator tensors too (one synchronisation per checked tensor); use it
       while debugging a model on a GPU.
     - ``"never"``: no value check.
@@ -264,26 +267,54 @@ def _values_checked(tensor: Tensor) -> bool:
     return mode == "always" or tensor.device.type == "cpu"
 
 
+def _async_checked() -> bool:
+    mode = _index_check_mode or _check_mode(os.environ.get(INDEX_CHECKS_ENV) or "auto")
+    return mode == "auto" and not _compiling() and not torch.jit.is_tracing()
+
+
+def _assert_in_range_async(tensor: Tensor, upper: int | None, name: str) -> None:
+    """On CUDA in ``"auto"`` mode: assert the range on the device, without a synchronisation.
+
+    A bad index then stops the program with a device-side assertion (CUDA's own error, which
+    ends the CUDA context: restart the kernel) instead of silently reading another row (a
+    negative index counts from the end in advanced indexing). Re-run with
+    ``index_checks("always")`` to get the ``ValueError`` that names the values.
+    """
+    low, high = torch.aminmax(tensor)
+    ok = low >= 0 if upper is None else (low >= 0) & (high < upper)
+    bound = f"[0, {upper})" if upper is not None else "[0, inf)"
+    torch._assert_async(
+        ok,
+        f"{name} must lie in {bound}: run with recs_course.models.index_checks('always') "
+        "to see the values",
+    )
+
+
 def _as_tensor(name: str, values: object, device: torch.device | str | None) -> Tensor:
-    """Indices given as an array, a list or a scalar, as a tensor (a copy)."""
+    """Indices given as an array, a list, a Series or a scalar, as an int64 tensor (a copy).
+
+    The conversion is the data layer's (``recs_course._arrays``): exact or a ``ValueError``
+    (integral floats such as ``3.0`` are accepted, ``1.5``, NaN, NA and ``2**63`` are not).
+    """
     if isinstance(values, (str, bytes, dict, set)) or values is None:
         raise ValueError(
             f"{name} must be integer indices (a tensor, array or list of ints), got "
             f"{type(values).__name__}"
         )
     try:
-        array = np.asarray(values)
-    except (TypeError, ValueError) as exc:  # e.g. ragged nested lists
+        array, label = _numpy_values(values, name)
+    except (TypeError, ValueError) as exc:  # e.g. ragged nested lists, missing values
+        if "missing value" in str(exc):
+            raise
         raise ValueError(f"{name} must be integer indices, got {values!r:.80}") from exc
-    if array.dtype == object or array.dtype.kind in "USV":
+    if array.dtype == bool:
         raise ValueError(
-            f"{name} must be integer indices, got {type(values).__name__} of dtype {array.dtype}"
+            f"{name} must hold integer indices, got booleans: for a mask use "
+            "numpy.flatnonzero(mask) to get the indices"
         )
-    if array.size == 0 and array.dtype.kind in "fc":
-        array = array.astype(np.int64)  # [] is float64 for numpy
-    if array.dtype.kind == "u" and array.dtype.itemsize >= 4:
-        array = array.astype(np.int64)  # torch has no full uint32/uint64 support
-    return torch.from_numpy(np.array(array)).to(device or "cpu")  # np.array: writable copy
+    shape = array.shape
+    array = _exact_int64(array, name, label).reshape(shape)
+    return torch.from_numpy(array).to(device or "cpu")
 
 
 def check_indices(
@@ -342,7 +373,11 @@ def check_indices(
             )
     if dtype not in (torch.int64, torch.int32):
         tensor = tensor.long()
-    if tensor.numel() and _values_checked(tensor):
+    if tensor.numel() and not _values_checked(tensor):
+        if tensor.device.type == "cuda" and _async_checked():
+            _assert_in_range_async(tensor, upper, name)
+        return tensor
+    if tensor.numel():
         low, high = torch.aminmax(tensor)
         if tensor.device.type == "cpu":
             low, high = int(low), int(high)
