@@ -21,6 +21,7 @@ import pytest
 
 from recs_course.data import REGISTRY, Archive, DatasetNotAvailable, MovieLens, load_movielens
 from recs_course.data import movielens as mlmod
+from recs_course.utils import progress_bar
 
 GENRES_100K = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
@@ -194,6 +195,26 @@ def test_download_with_matching_checksum_loads_and_parses(cache, tiny_served):
     pd.testing.assert_frame_equal(again.items, ml.items)
     pd.testing.assert_frame_equal(again.users, ml.users)
     assert not list(cache.glob("*.tmp")), "atomic writes must not leave temporary files"
+
+
+def test_download_with_a_progress_bar(cache, tiny_served, monkeypatch):
+    """Large archives are downloaded with the course's bar (pooch tests the bar's truth value,
+    which tqdm refuses for a bar without a total)."""
+    from recs_course.data import movielens
+
+    bars = []
+
+    def recording_bar(*args, **kwargs):
+        bar = progress_bar(*args, **kwargs)
+        bars.append(bar)
+        return bar
+
+    monkeypatch.delenv("RECS_COURSE_PROGRESS", raising=False)
+    monkeypatch.setattr(movielens, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(movielens, "progress_bar", recording_bar)
+    ml = load_movielens("ml-100k")
+    assert ml.source == "download" and len(ml.ratings) == len(TINY_RATINGS)
+    assert len(bars) == 1 and bars[0].total == tiny_served[0].size
 
 
 def test_download_with_wrong_checksum_raises_and_saves_nothing(cache, tiny_served, monkeypatch):

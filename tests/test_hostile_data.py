@@ -111,6 +111,13 @@ U_DATA_CASES = {
     "NaN rating": (b"1\t1\tnan\t874965758\n", r"line 1: rating is 'nan', not a finite number"),
     "infinite rating": (b"1\t1\tinf\t874965758\n", r"line 1: rating is 'inf', not a finite"),
     "NaN timestamp": (b"1\t1\t5\tNaN\n", r"line 1: timestamp is 'NaN', not an integer"),
+    # pandas' C parser reads a column of only True/False as 1.0/0.0, even as float or Int64.
+    "boolean ratings": (
+        b"1\t1\tTrue\t874965758\n2\t1\tFalse\t888550871\n",
+        r"line 1 \('1\\t1\\tTrue\\t874965758'\) holds b'T': every field must be a number",
+    ),
+    "boolean ids": (b"1\tTrue\t5\t874965758\n2\tFalse\t4\t888550871\n", r"line 1\b.*True"),
+    "rating beyond float32": (b"1\t1\t1e39\t874965758\n", r"line 1: rating is '1e39'"),
     "empty item id": (b"1\t1\t5\t874965758\n2\t\t4\t888550871\n", r"line 2: item_id is empty"),
     "trailing separator on every line": (
         b"1\t1\t5\t874965758\t\n2\t1\t4\t888550871\t\n",
@@ -642,3 +649,29 @@ def test_valid_float_and_unsigned_indices_still_work():
     assert m.nnz == 3
     neg = sample_negatives(np.array([0.0, 2.0]), m, 3, generator=0)
     assert neg.shape == (2, 3) and not (neg[0] == 0).any() and not (neg[1] == 2).any()
+
+
+def test_to_tensors_checks_ids_exactly_and_values_are_finite():
+    from recs_course.data import to_tensors
+
+    frame = pd.DataFrame(
+        {"user_id": [0, 1], "item_id": [2, 3], "rating": np.array([1.0, 2.0], np.float32)}
+    )
+    users, items, ratings = to_tensors(frame)
+    assert users.dtype == items.dtype == torch.int64 and ratings.dtype == torch.float32
+    assert users.tolist() == [0, 1] and ratings.tolist() == [1.0, 2.0]
+    bad = {
+        "NaN": frame.assign(rating=[np.nan, 1.0]),
+        "missing value": frame.assign(user_id=pd.Series([1, None], dtype="Int64")),
+        "non-integer": frame.assign(item_id=[0.5, 1.0]),
+        "2\\*\\*63": frame.assign(user_id=np.array([0, 2**63], dtype=np.uint64)),
+    }
+    for message, hostile in bad.items():
+        with pytest.raises(ValueError, match=message):
+            to_tensors(hostile)
+
+
+@pytest.mark.parametrize("data_home", [123, b"/tmp", ["a"]])
+def test_data_home_of_the_wrong_type_is_named(data_home):
+    with pytest.raises(ValueError, match="data_home must be a folder or a zip file's path"):
+        load_movielens("ml-100k", data_home=data_home, download=False)
