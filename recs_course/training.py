@@ -609,6 +609,41 @@ def _check_model_state(path: object, state: Any, model: nn.Module, strict: bool)
             )
 
 
+def _check_optimizer_state(path: object, state: object, optimizer: torch.optim.Optimizer) -> None:
+    """Refuse an optimizer state that does not fit ``optimizer``, before anything is loaded.
+
+    torch checks the numbers of groups and parameters, but loads the state of another optimizer
+    class without complaint (an Adam state into SGD fails only at the first ``step``, with a
+    ``KeyError``). The hyper-parameter names of each group tell the classes apart.
+    """
+    fix = "build the optimizer as when saving (same class, on the same parameters and groups)"
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError(f"{path}: its 'optimizer' entry is not an optimizer state_dict")
+    current = optimizer.param_groups
+    if len(groups) != len(current):
+        raise ValueError(
+            f"{path}: its optimizer state has {len(groups)} parameter groups, this "
+            f"{type(optimizer).__name__} has {len(current)}: {fix}"
+        )
+    for i, (saved, mine) in enumerate(zip(groups, current, strict=True)):
+        saved_keys, my_keys = set(saved) - {"params"}, set(mine) - {"params"}
+        # Another torch version may add or drop a setting of the same class (torch fills in
+        # defaults); another class has settings of its own on both sides.
+        if saved_keys - my_keys and my_keys - saved_keys:
+            raise ValueError(
+                f"{path}: its optimizer state is of another optimizer class than this "
+                f"{type(optimizer).__name__} (group {i} has the settings "
+                f"{sorted(saved_keys - my_keys)} this one lacks, and lacks "
+                f"{sorted(my_keys - saved_keys)}): {fix}"
+            )
+        if len(saved.get("params", ())) != len(mine["params"]):
+            raise ValueError(
+                f"{path}: group {i} of its optimizer state has {len(saved.get('params', ()))} "
+                f"parameters, this optimizer's has {len(mine['params'])}: {fix}"
+            )
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -691,15 +726,17 @@ def load_checkpoint(
     if optimizer is not None:
         if "optimizer" not in checkpoint:
             raise ValueError(f"{path} holds no optimizer state: save it with optimizer=...")
-        try:  # torch checks the groups before it changes anything
+        _check_optimizer_state(path, checkpoint["optimizer"], optimizer)
+    try:
+        model.load_state_dict(checkpoint["model"], strict=strict)
+    except RuntimeError as exc:  # what the checks above may not foresee
+        raise ValueError(f"{path} does not fit this {type(model).__name__}: {exc}") from exc
+    if optimizer is not None:
+        try:
             optimizer.load_state_dict(checkpoint["optimizer"])
         except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
             raise ValueError(
                 f"{path}: its optimizer state does not fit this optimizer ({exc}): build the "
                 "optimizer as when saving (same class, on the same parameters and groups)"
             ) from exc
-    try:
-        model.load_state_dict(checkpoint["model"], strict=strict)
-    except RuntimeError as exc:  # what the checks above may not foresee
-        raise ValueError(f"{path} does not fit this {type(model).__name__}: {exc}") from exc
     return {k: v for k, v in checkpoint.items() if k not in ("model", "optimizer")}

@@ -537,8 +537,28 @@ def test_an_optimizer_state_that_does_not_fit(tmp_path):
     path = save_checkpoint(tmp_path / "opt.pt", model, optimizer)
     other = MF(N_USERS, N_ITEMS, dim=3)
     one_group = torch.optim.Adam([other.user_embedding.weight])
-    with pytest.raises(ValueError, match="opt.pt: its optimizer state does not fit"):
+    with pytest.raises(ValueError, match="opt.pt: group 0 of its optimizer state has 5 parameters, this optimizer.s has 1"):
         load_checkpoint(path, other, one_group)
+
+
+def test_an_optimizer_state_of_another_class_is_refused_and_nothing_is_loaded(tmp_path):
+    """An Adam state loads into SGD without complaint in torch, then its first step raises a
+    bare KeyError: refuse it, before the model is changed."""
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    adam = torch.optim.Adam(model.parameters())
+    model(torch.tensor([0, 1]), torch.tensor([2, 3])).sum().backward()
+    adam.step()
+    path = save_checkpoint(tmp_path / "adam.pt", model, adam)
+    other = MF(N_USERS, N_ITEMS, dim=3)
+    before = [p.detach().clone() for p in other.parameters()]
+    sgd = torch.optim.SGD(other.parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="adam.pt: its optimizer state is of another optimizer"):
+        load_checkpoint(path, other, sgd)
+    assert all(torch.equal(a, b) for a, b in zip(before, other.parameters(), strict=True))
+    assert sgd.state == {} and "momentum" in sgd.param_groups[0]
+    same = torch.optim.Adam(other.parameters())
+    load_checkpoint(path, other, same)
+    same.step()  # the loaded state is usable
 
 
 def test_a_checkpoint_written_by_save_checkpoint_still_loads(saved, tmp_path):
@@ -547,3 +567,15 @@ def test_a_checkpoint_written_by_save_checkpoint_still_loads(saved, tmp_path):
     assert load_checkpoint(os.fspath(path), other) == {"epoch": 3}
     for a, b in zip(model.parameters(), other.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_device_side_range_assertion_used_on_cuda():
+    """On CUDA, "auto" asserts the range on the device (no synchronisation); the same assertion
+    runs synchronously on the CPU, which is how it is tested here."""
+    from recs_course.models.base import _assert_in_range_async
+
+    _assert_in_range_async(torch.tensor([0, 3]), 4, "users")
+    _assert_in_range_async(torch.tensor([0, 10**6]), None, "users")
+    for bad in ([-1, 3], [0, 4]):
+        with pytest.raises(RuntimeError, match=r"users must lie in \[0, 4\)"):
+            _assert_in_range_async(torch.tensor(bad), 4, "users")
