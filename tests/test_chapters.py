@@ -140,6 +140,15 @@ def test_install_cell_installs_package_and_data_mirror_on_colab_only(md, monkeyp
     )
 
 
+def warm_matplotlib_font_cache() -> None:
+    """Build matplotlib's font cache in ``$MPLCONFIGDIR`` (``make book`` does it first too):
+    when that takes over 5 s (many fonts, a loaded machine), matplotlib says so on stderr."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], check=True)
+
+
 def _check_outputs(nb, name: str) -> None:
     """No error and nothing at all on stderr: the strict book build fails on either."""
     for cell in code_cells(nb):
@@ -158,6 +167,7 @@ def test_chapter_runs_on_shrunk_data(md, tmp_path, monkeypatch):
     # default), and no ipywidgets (the chapters must not depend on it).
     monkeypatch.setenv("RECS_COURSE_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
+    warm_matplotlib_font_cache()  # as make book does: a slow first build says so on stderr
     monkeypatch.delenv("RECS_COURSE_PROGRESS", raising=False)
     hidden = tmp_path / "no-ipywidgets" / "ipywidgets"
     hidden.mkdir(parents=True)

@@ -4,7 +4,7 @@ The book's strict build fails on anything a chapter writes to stderr. On a cold 
 loader imports pooch, whose import of ``tqdm.auto`` used to print ``TqdmWarning: IProgress not
 found`` in kernels without ipywidgets; the warm caches of the developers' machines hid it. These
 tests run the first steps of a chapter (load the data on an empty cache, train with the default
-progress bar, draw a plot with an empty matplotlib cache) in a real kernel, and fail on any
+progress bar, draw a plot with a new matplotlib cache) in a real kernel, and fail on any
 stderr output.
 """
 
@@ -17,6 +17,7 @@ import textwrap
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from test_chapters import warm_matplotlib_font_cache
 
 from recs_course.data import movielens
 
@@ -82,7 +83,8 @@ def test_first_cells_write_nothing_to_stderr_on_cold_caches(widgets, tmp_path, m
     if widgets == "with-ipywidgets" and importlib.util.find_spec("ipywidgets") is None:
         pytest.skip("ipywidgets is not installed")
     monkeypatch.setenv("RECS_COURSE_DATA", str(tmp_path / "data"))  # empty data cache
-    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))  # empty matplotlib cache
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))  # a new matplotlib cache,
+    warm_matplotlib_font_cache()  # with its font list built first, as make book does
     monkeypatch.delenv("RECS_COURSE_PROGRESS", raising=False)  # a reader's default: bars on
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's own inline backend
     if widgets == "without-ipywidgets":
