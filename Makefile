@@ -104,12 +104,13 @@ bench: $(STAMP)
 # the package and its test extras under constraints/<env>.txt, then the unit tests and two
 # chapters on shrunk data. oldest = pyproject's floors; colab = the versions Colab ships.
 COMPAT_CHAPTERS ?= 01_rating_matrix or 07_ngcf
+COMPAT_EXTRA_colab := ipywidgets  # Colab ships it (7.7.1): the widget bars are tested there
 test-oldest test-colab: test-%:
 	rm -rf $(VENV)-$*
 	$(PYTHON) -m venv $(VENV)-$*
 	$(VENV)-$*/bin/python -m pip install -q --upgrade pip
 	$(VENV)-$*/bin/python -m pip install -q "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
-	$(VENV)-$*/bin/python -m pip install -q -c constraints/$*.txt -e ".[test]"
+	$(VENV)-$*/bin/python -m pip install -q -c constraints/$*.txt -e ".[test]" $(COMPAT_EXTRA_$*)
 	$(VENV)-$*/bin/python -m pip check
 	$(VENV)-$*/bin/python -m pip install -q --no-deps "recbole==1.2.1"
 	$(VENV)-$*/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null

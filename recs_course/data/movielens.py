@@ -60,7 +60,7 @@ import re
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -480,16 +480,37 @@ class _Table:
         return _malformed(self.files, self.name, f"{what}: {shown[:120]!r}")
 
 
+def _check_no_wraparound(table: _Table, col: str, values: np.ndarray, read: Callable) -> None:
+    """pandas 2.0 to 2.2 read an integer of 2**63 or more into an ``Int64`` column as a
+    negative number (2**63 becomes -2**63) without an error. A negative value whose text has
+    no minus sign is such a value: refuse it (the file is read again as text, only on this
+    rare path: a file with negative values)."""
+    text = read(dtype=str)[col].astype(str).str.strip()
+    wrapped = np.flatnonzero((values < 0) & ~text.str.startswith("-").to_numpy())
+    if wrapped.size:
+        raise table.error(int(wrapped[0]), col, "not an integer that int64 holds (2**63 or more)")
+
+
 def _first_bad_value(
     table: _Table, columns: dict[str, str], read: Callable
 ) -> DatasetNotAvailable | None:
     """After the typed read failed: the error for the first row with a value that is not a
     number (or a field too many), or ``None``.
 
-    Reads the file again as text, a chunk of rows at a time (memory stays bounded).
+    Reads the file again as text, a chunk of rows at a time (memory stays bounded); pandas 1.5
+    refuses the chunked read of a file with fewer fields than names, which is then read whole.
     """
+    try:
+        return _scan_chunks(table, columns, read(dtype=str, chunksize=1 << 20))
+    except ValueError:
+        return _scan_chunks(table, columns, [read(dtype=str)])
+
+
+def _scan_chunks(
+    table: _Table, columns: dict[str, str], chunks: Iterable[pd.DataFrame]
+) -> DatasetNotAvailable | None:
     start = 0
-    for chunk in read(dtype=str, chunksize=1 << 20):
+    for chunk in chunks:
         found: list[tuple[int, str | None, str]] = []
         extra = (chunk[_EXTRA].fillna("") != "").to_numpy()
         if extra.any():
@@ -624,6 +645,8 @@ def _read_table(
             if missing.any():
                 raise table.error(int(np.flatnonzero(missing)[0]), col, "not an integer")
             out[col] = np.array(s.to_numpy(dtype=np.int64))  # a writable copy of the column
+            if (out[col] < 0).any():  # rare: then tell a real "-5" from a wrapped 2**63
+                _check_no_wraparound(table, col, out[col], read)
         elif kind == "float":
             values = s.to_numpy()
             bad = ~(np.abs(values) <= _FLOAT32_MAX)  # NaN, infinities, beyond float32
