@@ -59,6 +59,9 @@ def _exact_int64(arr: np.ndarray, name: str, label: str) -> np.ndarray:
             "integers first (e.g. with pandas.factorize)"
         )
     if kind == "f":
+        # Compared in float64 (exact for every float dtype numpy has up to float64): against
+        # float16, the bound 2**63 would itself overflow to inf, with a RuntimeWarning.
+        arr = arr.astype(np.float64) if arr.dtype.itemsize < 8 else arr
         finite = np.isfinite(arr)
         if not finite.all():
             bad = ~finite

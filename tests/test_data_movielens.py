@@ -357,8 +357,16 @@ def test_data_home_zip_is_verified(cache, tmp_path, monkeypatch):
 
 
 def test_empty_data_home_is_reported(cache, tmp_path, no_mirror):
-    with pytest.raises(DatasetNotAvailable, match=r"data_home=.*no ml-100k files"):
+    with pytest.raises(DatasetNotAvailable, match=r"data_home=.*holds none of the ml-100k files"):
         load_movielens("ml-100k", data_home=tmp_path, download=False)
+
+
+def test_an_explicit_data_home_is_never_skipped(cache, tmp_path, monkeypatch):
+    """Even when the cache or the mirror could serve the dataset, a data_home that holds
+    nothing loadable is an error, not a silent load from elsewhere."""
+    monkeypatch.setattr(mlmod, "_read_parsed", lambda *a: pytest.fail("the cache was read"))
+    with pytest.raises(DatasetNotAvailable, match=r"data_home=.*holds none of the ml-100k"):
+        load_movielens("ml-100k", data_home=tmp_path)
 
 
 def test_ml1m_layout(cache, tmp_path):

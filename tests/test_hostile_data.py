@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -627,7 +628,7 @@ def test_interaction_matrix_rejects_text_ratings_and_overflow():
         ),
         (
             lambda r, m: NegativeSampler.from_ratings(r.assign(user_id=[0, 1, 2**62]), 5),
-            r"too large for the sampler's int64 keys",
+            r"n_users=4611686018427387905 \(max r\['user_id'\] \+ 1.*are the ids encoded\?",
         ),
     ],
     ids=[
@@ -675,3 +676,271 @@ def test_to_tensors_checks_ids_exactly_and_values_are_finite():
 def test_data_home_of_the_wrong_type_is_named(data_home):
     with pytest.raises(ValueError, match="data_home must be a folder or a zip file's path"):
         load_movielens("ml-100k", data_home=data_home, download=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. An explicit data_home is used or is an error; byte order marks; nothing on stderr; the
+# cache location; raw ids where indices are expected; Batches' inputs; messages.
+
+
+def _no_fallback(monkeypatch) -> None:
+    """Make any fallback after data_home (cache, archive, download, mirror) fail the test."""
+    for attr in ("_read_parsed", "_download", "_mirror_paths"):
+        monkeypatch.setattr(mlmod, attr, lambda *a, _attr=attr: pytest.fail(f"{_attr} called"))
+
+
+def _data_home_without(tmp_path: Path, case: str) -> Path:
+    files = _tiny_100k()
+    if case == "empty folder":
+        return _home(tmp_path, {})
+    if case == "missing u.genre":
+        return _home(tmp_path, {k: v for k, v in files.items() if k != "u.genre"})
+    if case == "does not exist":
+        return tmp_path / "nowhere"
+    if case == "a file, not a zip":
+        (tmp_path / "ml-100k.zip").write_bytes(b"hello")
+        return tmp_path / "ml-100k.zip"
+    home = _home(tmp_path, {k: v for k, v in files.items() if k != "u.data"})
+    (home / "u.data").mkdir()
+    return home
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("empty folder", r"holds none of the ml-100k files \['u.data', 'u.item', 'u.user', 'u.g"),
+        ("missing u.genre", r"holds u\.data, u\.item, u\.user but not u\.genre"),
+        ("does not exist", r"does not exist"),
+        ("a file, not a zip", r"is a file but not a zip archive"),
+        ("u.data is a folder", r"but not u\.data \(u\.data there is a folder\)"),
+    ],
+)
+def test_an_explicit_data_home_is_used_or_is_an_error(cache, tmp_path, monkeypatch, case, message):
+    home = _data_home_without(tmp_path, case)
+    _no_fallback(monkeypatch)
+    for download in (True, False):
+        with pytest.raises(DatasetNotAvailable, match=message) as info:
+            load_movielens("ml-100k", data_home=home, download=download)
+        msg = str(info.value)
+        assert f"data_home={str(home)!r}" in msg and "leave data_home out" in msg
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(
+    "layout, file",
+    [("ml-100k", f) for f in ("u.data", "u.item", "u.user", "u.genre")]
+    + [("ml-1m", f) for f in ML1M]
+    + [("ml-latest-small", f) for f in CSV]
+    + [("mirror", f) for f in MIRROR],
+)
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_field(cache, tmp_path, layout, file):
+    base = {"ml-100k": _tiny_100k(), "ml-1m": ML1M, "ml-latest-small": CSV, "mirror": MIRROR}
+    name = "ml-100k" if layout == "mirror" else layout
+    plain = load_movielens(name, data_home=_home(tmp_path / "plain", base[layout]))
+    files = {**base[layout], file: BOM + base[layout][file]}
+    marked = load_movielens(name, data_home=_home(tmp_path / "bom", files))
+    for table in ("ratings", "items", "users"):
+        if getattr(plain, table) is not None:
+            pd.testing.assert_frame_equal(getattr(marked, table), getattr(plain, table))
+
+
+def _loads_silently(name: str, home: Path, message: str) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DatasetNotAvailable, match=message):
+            load_movielens(name, data_home=home, download=False)
+    assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.parametrize(
+    "layout, file, content, message",
+    [
+        ("ml-100k", "u.data", b"1\t10\t4\t5\t6\t7\n", r"line 1 has 6 field\(s\), expected 4"),
+        (
+            "ml-latest-small", "ratings.csv", b"userId,movieId,rating,timestamp\n1,10,4.0,5,6,7\n",
+            r"line 2 has 6 field\(s\), expected 4",
+        ),
+        (
+            "ml-1m", "ratings.dat", b"1::1193::5::978300760::1::2\n",
+            r"line 1 has 6 field\(s\), expected 4.*'1::1193::5::978300760::1::2'",
+        ),
+    ]
+    + [
+        ("ml-100k", "u.data", b"1\t10\t4\t%s\n" % v, rf"line 1: timestamp is '{v.decode()}'")
+        for v in (b"1e19", b"9.3e18", b"-9.3e18", b"1e300")
+    ]
+    + [
+        ("ml-100k", "u.data", b"%s\t10\t4\t5\n" % v, rf"line 1: user_id is '{v.decode()}'")
+        for v in (b"1e19", b"-9.3e18")
+    ]
+    + [("ml-1m", "ratings.dat", b"1::1e19::5::9\n", r"line 1: item_id is '1e19'")],
+)  # fmt: skip
+def test_malformed_files_warn_nothing(cache, tmp_path, layout, file, content, message):
+    base = {"ml-100k": _tiny_100k(), "ml-1m": ML1M, "ml-latest-small": CSV}
+    _loads_silently(layout, _home(tmp_path, {**base[layout], file: content}), message)
+
+
+def test_float16_ids_convert_without_warnings():
+    frame = pd.DataFrame({"user_id": np.float16([1, 2049]), "item_id": np.float16([0, 1])})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encoded = IdEncoder().fit_transform(frame)
+        m = interaction_matrix(frame.assign(user_id=np.float16([0, 2])), values="ones")
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            IdEncoder().fit(frame.assign(user_id=np.float16([np.inf, 1])))
+    assert [str(w.message) for w in caught] == []
+    assert encoded["user_id"].tolist() == [0, 1] and m.shape == (3, 2)
+
+
+def test_a_cache_path_that_is_a_file_is_an_error(tmp_path, monkeypatch):
+    not_a_folder = tmp_path / "data.txt"
+    not_a_folder.write_text("x")
+    monkeypatch.setenv("RECS_COURSE_DATA", str(not_a_folder))
+    message = rf"RECS_COURSE_DATA={re.escape(str(not_a_folder))} is not a folder: point it at"
+    with pytest.raises(ValueError, match=message):
+        mlmod.cache_dir()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match=message):
+            load_movielens("ml-1m", download=False)
+    assert caught == []
+
+
+def test_a_cache_file_that_is_a_folder_says_what_to_do(cache, cached_archive):
+    cached_archive("ml-100k", _tiny_100k())
+    (cache / "ml-100k.parsed.npz").mkdir()
+    for _ in range(2):
+        with pytest.warns(RuntimeWarning, match=r"ml-100k\.parsed\.npz is a folder.*remove it"):
+            ml = load_movielens("ml-100k", download=False)
+        assert ml.source == "archive" and len(ml.ratings) == len(TINY_RATINGS)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: pointwise_instances(_ratings([10**12], [0]), 4),
+            r"n_users=1000000000001 \(max r\['user_id'\] \+ 1.*are the ids encoded\?.*IdEncoder",
+        ),
+        (
+            lambda: interaction_matrix(_ratings([2**40], [0])),
+            r"n_users=1099511627777 \(max r\['user_id'\] \+ 1.*are the ids encoded\?",
+        ),
+        (
+            lambda: interaction_matrix(_ratings([0], [2**40])),
+            r"n_items=1099511627777 \(max r\['item_id'\] \+ 1",
+        ),
+        (
+            lambda: interaction_matrix(_ratings([0], [1]), n_users=2**40, n_items=2),
+            r"n_users=1099511627776 is more than 2\*\*31 - 1",
+        ),
+        (lambda: pairwise_instances(_ratings([0], [1]), 2**40), r"n_items=1099511627776 is more"),
+        (
+            lambda: ranking_candidates(_ratings([0], [1]), _ratings([2**33], [0]), 3, n_neg=1),
+            r"n_users=8589934593 \(max test\['user_id'\] \+ 1",
+        ),
+        (
+            lambda: NegativeSampler.from_ratings(_ratings([0], [1]), 2, n_users=2**40),
+            r"n_users=1099511627776 is more",
+        ),
+    ],
+    ids=["pointwise", "matrix-users", "matrix-items", "matrix-n", "pairwise-n", "candidates",
+         "sampler-n"],
+)  # fmt: skip
+def test_raw_ids_where_indices_are_expected_are_named_not_allocated(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_a_memory_error_while_building_becomes_a_clear_error(monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 7.28 TiB")
+
+    monkeypatch.setattr(sp, "csr_matrix", no_memory)
+    with pytest.raises(ValueError, match=r"\(3, 2\) matrix does not fit.*are the ids encoded"):
+        interaction_matrix(_ratings([2], [1]), values="ones")
+    monkeypatch.undo()
+    monkeypatch.setattr(np, "bincount", no_memory)  # the sorted-keys layout counts per user
+    with pytest.raises(ValueError, match=r"n_users=67108864, n_items=2 .*do not fit in memory"):
+        NegativeSampler.from_ratings(_ratings([2], [1]), 2, n_users=2**26)
+
+
+@pytest.mark.parametrize(
+    "tensors, message",
+    [
+        ((pd.Series([1, None, 3], dtype="Int64"),), r"argument 1 \(tensors\[0\]\) holds 1 missing"),
+        ((torch.arange(2), ["a", "b"]), r"argument 2 \(tensors\[1\]\) must hold numbers"),
+        ((np.array([1, "a"], dtype=object),), r"argument 1 .* must hold numbers.*dtype object"),
+        (({"a": 1},), r"argument 1 .* must hold numbers.*got dict"),
+        (([[1], [1, 2]],), r"argument 1 \(tensors\[0\]\) cannot be read as an array of numbers"),
+    ],
+    ids=["Int64-NA", "text", "object", "dict", "ragged"],
+)
+def test_batches_take_numbers_only_naming_the_argument(tensors, message):
+    from recs_course.data import Batches
+
+    with pytest.raises(ValueError, match=message):
+        Batches(*tensors, batch_size=2, shuffle=False)
+
+
+def test_batches_convert_numbers_and_check_the_device_at_once():
+    from recs_course.data import Batches
+
+    series = pd.Series([1, 2, 3], dtype="Int64")
+    batches = list(Batches(series, np.array([0.5, 1.5, 2.5]), batch_size=2, shuffle=False))
+    assert batches[0][0].dtype == torch.int64 and batches[0][0].tolist() == [1, 2]
+    assert batches[1][1].tolist() == [2.5]
+    with pytest.raises(ValueError, match=r"unknown device 'gpu'"):
+        Batches(torch.arange(3), batch_size=2, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"CUDA is not available"):
+            Batches(torch.arange(3), batch_size=2, device="cuda")
+    assert Batches(torch.arange(3), batch_size=2, device="cpu").device == torch.device("cpu")
+
+
+def test_seed_errors_name_the_seed():
+    r = _ratings([0, 0, 1, 1], [0, 1, 0, 1])
+    for split in (random_split, stratified_split):
+        with pytest.raises(ValueError, match=r"seed must be a non-negative int.*got -1"):
+            split(r, seed=-1)
+    with pytest.raises(ValueError, match=r"seed must lie in \[-2\*\*63, 2\*\*64\)"):
+        ranking_candidates(r.iloc[:1], r.iloc[3:], 3, n_neg=1, seed=2**64)
+    with pytest.raises(ValueError, match=r"generator must lie in"):
+        sample_negatives([0], interaction_matrix(r, values="ones"), 0, generator=-(2**63) - 1)
+
+
+def test_to_tensors_takes_one_column_name():
+    from recs_course.data import to_tensors
+
+    frame = pd.DataFrame({"user_id": [0, 1], "item_id": [2, 3]})
+    (users,) = to_tensors(frame, "user_id")
+    assert users.tolist() == [0, 1]
+    with pytest.raises(ValueError, match=r"columns must hold column names \(str\)"):
+        to_tensors(frame, ["user_id", 3])
+
+
+def test_a_decoding_error_gives_the_file_offset_and_the_line(cache, tmp_path):
+    movies = b"movieId,title,genres\n1,Toy Story (1995),Comedy\n3,Caf\xe9 (1995),Drama\n"
+    offset = movies.index(b"\xe9")
+    for prefix in (b"", BOM):
+        home = _home(tmp_path / str(len(prefix)), {**CSV, "movies.csv": prefix + movies})
+        with pytest.raises(DatasetNotAvailable, match=r"not utf-8 text: line 3 holds") as info:
+            load_movielens("ml-latest-small", data_home=home)
+        assert f"byte offset {offset + len(prefix)} of the file" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "file, content, message",
+    [
+        ("movies.dat", b"1::Toy Story (1995)::Comedy::x\n", "'1::Toy Story (1995)::Comedy::x'"),
+        ("users.dat", b"1::F::1::10\n", "'1::F::1::10'"),
+        ("ratings.dat", b"1::1193::5::978300760\n2::1::3::9::7\n", "'2::1::3::9::7'"),
+    ],
+)
+def test_ml1m_lines_are_shown_with_their_own_separators(cache, tmp_path, file, content, message):
+    home = _home(tmp_path, {**ML1M, file: content})
+    with pytest.raises(DatasetNotAvailable, match=r"field\(s\), expected") as info:
+        load_movielens("ml-1m", data_home=home)
+    assert message in str(info.value) and "\\t" not in str(info.value)

@@ -20,7 +20,10 @@ written once, here, and every check is vectorised (no Python loop over rows):
   matrix): duplicates are a ``ValueError`` saying how many there are, showing one, and
   pointing to :func:`recs_course.data.drop_duplicate_pairs`.
 - **encoded indices** (0-based, from ``IdEncoder``): outside ``[0, n)`` is a ``ValueError``
-  naming the argument and the valid range.
+  naming the argument and the valid range; a size (``n_users``/``n_items`` given, or max index
+  + 1) above :data:`MAX_DIM` (``2**31 - 1``) is a ``ValueError`` asking whether the ids are
+  encoded, before anything of that size is allocated.
+- **seeds**: errors name the argument (``seed``, ``generator``), never numpy's or torch's text.
 """
 
 from __future__ import annotations
@@ -38,6 +41,30 @@ from .._arrays import _INT64_LIMIT, _exact_int64, _first, _numpy_values
 RATING_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 
 ENCODE_HINT = "encode ids with IdEncoder (fitted on data holding them) first"
+
+MAX_DIM = 2**31 - 1
+"""Largest number of users or items (rows, columns, embedding rows) an encoded frame may imply.
+
+Encoded indices come from :class:`~recs_course.data.IdEncoder`, so they stay below the number
+of distinct ids: an index of ``2**31 - 1`` or more would need two billion users or items, far
+beyond any dataset of the course (and beyond the int32 indices scipy's sparse matrices use by
+default and some torch kernels use). Such a value is a raw id that was not encoded, and the
+matrix or table sized ``max + 1`` from it would take terabytes (a ``MemoryError`` after a long
+wait, or the machine swapping): it is refused at once with a ``ValueError`` instead.
+"""
+
+
+def check_dim(n: int, name: str, implied: str = "") -> int:
+    """``ValueError`` if the size ``n`` (``n_users``, ``n_items``, or ``max index + 1`` as
+    ``implied`` says) exceeds :data:`MAX_DIM`; returns ``n``."""
+    if n > MAX_DIM:
+        source = f" ({implied})" if implied else ""
+        raise ValueError(
+            f"{name}={n}{source} is more than 2**31 - 1 = {MAX_DIM}, the most users or items an "
+            f"encoded frame can have: are the ids encoded? {ENCODE_HINT[0].upper()}"
+            f"{ENCODE_HINT[1:]}, which maps them to 0..n-1"
+        )
+    return n
 
 
 def check_frame(r: object, required: Iterable[str], what: str = "ratings") -> pd.DataFrame:
@@ -76,29 +103,43 @@ def check_test_size(test_size: float) -> float:
     return value
 
 
-def numpy_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from an int seed (or the generator itself).
+def numpy_rng(seed: int | np.random.Generator | None, name: str = "seed") -> np.random.Generator:
+    """A ``numpy.random.Generator`` from a non-negative int seed (or the generator itself).
 
-    Never touches numpy's global RNG.
+    Never touches numpy's global RNG. ``name`` is the argument's name in messages.
     """
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int or a numpy.random.Generator, got {seed!r}")
+        raise ValueError(f"{name} must be an int or a numpy.random.Generator, got {seed!r}")
+    if seed < 0:  # numpy's own message ("expected non-negative integer") names no argument
+        raise ValueError(f"{name} must be a non-negative int (numpy's seeds are), got {seed}")
     return np.random.default_rng(int(seed))
 
 
-def torch_generator(generator: int | torch.Generator | None) -> torch.Generator | None:
+_TORCH_SEED_LOW, _TORCH_SEED_HIGH = -(2**63), 2**64  # what torch.Generator.manual_seed takes
+
+
+def torch_generator(
+    generator: int | torch.Generator | None, name: str = "generator"
+) -> torch.Generator | None:
     """A ``torch.Generator`` from an int seed, the generator itself, or ``None``.
 
     ``None`` means "use torch's default generator" (it is consumed, never reseeded), so
-    ``torch.manual_seed`` / ``seed_everything`` still make the result reproducible.
+    ``torch.manual_seed`` / ``seed_everything`` still make the result reproducible. ``name`` is
+    the argument's name in messages; an int must lie in ``[-2**63, 2**64)``, the range of
+    ``torch.Generator.manual_seed``.
     """
     if generator is None or isinstance(generator, torch.Generator):
         return generator
     if isinstance(generator, bool) or not isinstance(generator, (int, np.integer)):
         raise ValueError(
-            f"generator must be a torch.Generator, an int seed or None, got {generator!r}"
+            f"{name} must be a torch.Generator, an int seed or None, got {generator!r}"
+        )
+    if not _TORCH_SEED_LOW <= int(generator) < _TORCH_SEED_HIGH:
+        raise ValueError(
+            f"{name} must lie in [-2**63, 2**64) (the seeds torch.Generator takes), got "
+            f"{generator}: use a smaller seed"
         )
     g = torch.Generator()
     g.manual_seed(int(generator))
@@ -301,7 +342,8 @@ def check_ratings(
         rating: check and return ``rating`` (finite numbers, cast to ``rating_dtype`` if given).
         unique_pairs: when given, (user_id, item_id) pairs must be unique; the text says why.
         encoded: ids are 0-based indices: they must be ``>= 0`` and below ``n_users`` /
-            ``n_items`` where those are given.
+            ``n_items`` where those are given, else below :data:`MAX_DIM` (larger values are
+            raw ids: see there).
 
     Returns:
         :class:`RatingsColumns`: ids as new int64 arrays, the timestamp sort keys, the ratings.
@@ -319,6 +361,9 @@ def check_ratings(
             high=high if encoded else None,
             high_name=f"n_{col[:-3]}s={high}",
         )
+        if encoded and high is None and arrays[col].size:
+            top = int(arrays[col].max())
+            check_dim(top + 1, f"n_{col[:-3]}s", f"max {what}[{col!r}] + 1, the size it implies")
     if unique_pairs is not None:
         check_unique_pairs(arrays["user_id"], arrays["item_id"], what, unique_pairs)
     return RatingsColumns(

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .._arrays import _numpy_values
+from ..utils import get_device
 from ._common import as_index_array, check_frame, rating_values, torch_generator
 
 __all__ = ["Batches", "to_tensors"]
@@ -22,8 +24,21 @@ def to_tensors(
     rule: NaN, ``1.5`` or ``2**63`` are a ``ValueError``), the others in their own dtype (float32
     ratings in the course's schema), checked to be finite numbers. The frame is not modified.
 
+    ``columns`` is a sequence of column names; a single name (``"user_id"``) means that one
+    column (a tuple of one tensor is returned).
+
     Example: ``users, items, ratings = to_tensors(train)``.
     """
+    if isinstance(columns, str):
+        columns = (columns,)
+    try:
+        columns = tuple(columns)
+    except TypeError:
+        raise ValueError(
+            f"columns must be a column name or a sequence of them, got {columns!r}"
+        ) from None
+    if not all(isinstance(c, str) for c in columns):
+        raise ValueError(f"columns must hold column names (str), got {list(columns)!r}")
     check_frame(frame, columns)
     tensors = []
     for c in columns:
@@ -36,6 +51,28 @@ def to_tensors(
     return tuple(tensors)
 
 
+def _as_tensor(t: object, k: int) -> torch.Tensor:
+    """Argument ``k`` of :class:`Batches` as a tensor: a tensor as it is, else a copy of its
+    numbers (the shared conversion of ``recs_course._arrays``: pandas' missing values are an
+    error, never a silent NaN)."""
+    if isinstance(t, torch.Tensor):
+        return t
+    name = f"Batches argument {k + 1} (tensors[{k}])"
+    try:
+        arr, label = _numpy_values(t, name)
+    except ValueError as exc:
+        if name in str(exc):
+            raise
+        raise ValueError(f"{name} cannot be read as an array of numbers ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must hold numbers (bool, integers or floats), got {type(t).__name__} of "
+            f"dtype {label}: convert it first (e.g. .astype('int64'), pandas.factorize for text)"
+        )
+    # a copy: a pandas column's array is read-only and torch would warn about it
+    return torch.from_numpy(np.array(arr))
+
+
 class Batches:
     """Iterate over aligned tensors in mini-batches.
 
@@ -46,8 +83,10 @@ class Batches:
     the fast replacement for a ``Dataset`` that builds tensors one sample at a time.
 
     Args:
-        *tensors: tensors (or arrays, converted with ``torch.as_tensor``) with the same first
-            dimension ``N``.
+        *tensors: tensors with the same first dimension ``N``, or numbers in another form
+            (numpy arrays, pandas Series, lists), copied into tensors. Those must hold numbers
+            (bool, integers or floats): text, objects, ragged lists and missing values (NaN of
+            pandas' nullable ``Int64``, ...) are a ``ValueError`` naming the argument.
         batch_size: rows per batch, a positive integer.
         shuffle: a new random order at every pass.
         generator: ``torch.Generator`` or int seed for the order; ``None`` uses torch's default
@@ -55,6 +94,8 @@ class Batches:
             passes differ but the sequence of passes is reproducible.
         drop_last: skip the final incomplete batch.
         device: move each batch there (``.to(device)``); ``None`` leaves tensors where they are.
+            Checked at once with :func:`recs_course.utils.get_device` (``"auto"`` picks one):
+            an unknown device or one this machine lacks is a ``ValueError`` here, not later.
     """
 
     def __init__(
@@ -68,10 +109,7 @@ class Batches:
     ) -> None:
         if not tensors:
             raise ValueError("Batches needs at least one tensor")
-        # arrays are copied: a pandas column's array is read-only and torch would warn about it
-        self.tensors = tuple(
-            t if isinstance(t, torch.Tensor) else torch.as_tensor(np.array(t)) for t in tensors
-        )
+        self.tensors = tuple(_as_tensor(t, k) for k, t in enumerate(tensors))
         lengths = [t.shape[0] if t.dim() else None for t in self.tensors]
         if None in lengths:
             raise ValueError("Batches needs tensors with at least one dimension, got a scalar")
@@ -90,7 +128,7 @@ class Batches:
         self.shuffle = bool(shuffle)
         self.generator = torch_generator(generator)
         self.drop_last = bool(drop_last)
-        self.device = None if device is None else torch.device(device)
+        self.device = None if device is None else get_device(device)
 
     def __len__(self) -> int:
         """Number of batches per pass."""

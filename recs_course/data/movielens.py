@@ -15,8 +15,12 @@ Where the data comes from, in order:
 
 1. ``data_home`` when given: a folder holding the extracted files (or a ``<name>/`` sub-folder
    with them, or ``<name>.zip``), or the path of the zip itself. A zip is checked against the
-   registry's SHA-256. Loads from ``data_home`` are parsed every time and not cached.
-2. The cache (``RECS_COURSE_DATA``, else the platform's user cache folder for ``recs_course``):
+   registry's SHA-256. Loads from ``data_home`` are parsed every time and not cached. An
+   explicit ``data_home`` is used or is an error: when it holds nothing loadable (it does not
+   exist, a file that is not a zip, a folder missing a file) :class:`DatasetNotAvailable` says
+   what it holds and lacks; the cache, the download and the mirror are never tried instead.
+2. The cache (``RECS_COURSE_DATA``, else the platform's user cache folder for ``recs_course``;
+   a path that exists but is not a folder is a ``ValueError``):
    the parsed tables (``<name>.parsed.npz``, numpy arrays, no pickle), else the archive
    ``<name>.zip`` if its SHA-256 matches.
 3. The official archive from files.grouplens.org (when ``download=True``), fetched with pooch,
@@ -37,7 +41,8 @@ version) makes the load parse the source again and rewrite it. Only tables that 
 without error are cached. Tests point :data:`REGISTRY` entries at a local server with
 ``monkeypatch.setitem``.
 
-Malformed files. Every file is read strictly, with vectorised checks: each non-blank line must
+Malformed files. Every file is read strictly, with vectorised checks (and without writing a
+warning: a leading UTF-8 byte order mark is dropped from every file): each non-blank line must
 have exactly the expected number of fields (a fifth field in ``u.data`` is an error, not a
 shifted column), ids and timestamps must be integers that int64 holds, ratings finite numbers,
 the csv and mirror files must start with the expected header, item and user ids must be
@@ -214,14 +219,31 @@ def cache_dir() -> Path:
     """The folder the course caches datasets in.
 
     ``RECS_COURSE_DATA`` when set, else the platform's user cache folder for ``recs_course``
-    (``~/.cache/recs_course`` on Linux). Evaluated at each call, never at import.
+    (``~/.cache/recs_course`` on Linux). Evaluated at each call, never at import. The folder
+    need not exist yet (it is made when something is cached).
+
+    Raises:
+        ValueError: the path exists but is not a folder (e.g. ``RECS_COURSE_DATA`` names a
+            file).
     """
     env = os.environ.get("RECS_COURSE_DATA")
     if env:
-        return Path(env).expanduser()
+        path = Path(env).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ValueError(
+                f"RECS_COURSE_DATA={env} is not a folder: point it at a folder (it need not "
+                "exist yet), or unset it to use the platform's cache folder"
+            )
+        return path
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("recs_course"))
+    path = Path(platformdirs.user_cache_dir("recs_course"))
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            f"the cache folder {path} is a file, not a folder: remove or rename it, or set "
+            "RECS_COURSE_DATA to a folder"
+        )
+    return path
 
 
 def _archive_spec(name: str) -> Archive:
@@ -236,6 +258,9 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_BOM = b"\xef\xbb\xbf"  # the UTF-8 byte order mark
 
 
 class _Files:
@@ -257,6 +282,7 @@ class _Files:
         self.fix = fix
         self._paths = paths
         self._members: dict[str, str] = {}
+        self.bom: set[str] = set()  # files read with a byte order mark (for byte offsets)
         if paths is None and root.is_file():
             with zipfile.ZipFile(root) as zf:
                 # Shallowest member wins when a base name occurs twice.
@@ -281,18 +307,28 @@ class _Files:
         return str(self.root / name)
 
     def read(self, name: str) -> bytes:
+        """The bytes of ``name``, without a leading UTF-8 byte order mark (``EF BB BF``).
+
+        A BOM is valid at the start of a text file (editors on Windows add one); it is not part
+        of the first field. Every file is read here, so every parser sees the same bytes.
+        """
         try:
             if self._paths is not None:
-                return self._paths[name].read_bytes()
-            if self.root.is_file():
+                data = self._paths[name].read_bytes()
+            elif self.root.is_file():
                 with zipfile.ZipFile(self.root) as zf:
-                    return zf.read(self._members[name])
-            return (self.root / name).read_bytes()
+                    data = zf.read(self._members[name])
+            else:
+                data = (self.root / name).read_bytes()
         except Exception as exc:  # OSError, a corrupt zip member (BadZipFile, zlib.error), ...
             raise DatasetNotAvailable(
                 f"MovieLens {self.dataset!r}: cannot read {self.describe(name)} "
                 f"({type(exc).__name__}: {exc}). {self.fix}"
             ) from exc
+        if data.startswith(_BOM):
+            self.bom.add(name)
+            return data[len(_BOM) :]  # one copy, only for a file that has a BOM
+        return data
 
 
 def _mirror_paths() -> dict[str, Path] | None:
@@ -331,6 +367,46 @@ def _in_data_home(data_home: Path, name: str, spec: Archive) -> tuple[str, Path]
             if all((folder / Path(p).name).is_file() for p in MIRROR_FILES.values()):
                 return "mirror", folder
     return None
+
+
+def _data_home_problem(home: Path, name: str, spec: Archive) -> str:
+    """Why ``home`` (an explicit ``data_home``) holds nothing :func:`_in_data_home` can load:
+    what was looked for there and what is missing."""
+    shown = f"data_home={str(home)!r}"
+    if not home.exists():
+        return f"{shown} does not exist"
+    if not home.is_dir():
+        return f"{shown} is a file but not a zip archive (it should be the {name} zip or a folder)"
+    best: tuple[int, Path, list[str]] | None = None
+    for folder in (home, home / name):
+        if not folder.is_dir():
+            continue
+        present = [f for f in spec.files if (folder / f).is_file()]
+        if best is None or len(present) > best[0]:
+            best = (len(present), folder, present)
+    assert best is not None  # home itself is a folder
+    _, folder, present = best
+    where = f"{shown}" if folder == home else f"{shown} (in its {name}/ folder)"
+    if not present:
+        what = f"{where} holds none of the {name} files {list(spec.files)}, nor {name}.zip"
+    else:
+        missing = [f for f in spec.files if f not in present]
+        what = f"{where} holds {', '.join(present)} but not {', '.join(missing)}"
+    for f in spec.files:
+        path = folder / f
+        if path.exists() and not path.is_file():
+            what += f" ({f} there is {'a folder' if path.is_dir() else 'not a regular file'})"
+    return what
+
+
+def _data_home_error(home: Path, name: str, spec: Archive) -> DatasetNotAvailable:
+    return DatasetNotAvailable(
+        f"MovieLens {name!r}: {_data_home_problem(home, name, spec)}. An explicit data_home is "
+        f"used or is an error: pass the folder holding the extracted files {list(spec.files)} "
+        f"(directly or in a {name}/ folder), the folder holding {name}.zip or that zip's path "
+        f"(the official archive: {spec.url}); or leave data_home out to use the cache, the "
+        "download or the mirror."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,7 +478,12 @@ def _count_problem(number: int | str, fields: int | str, names: list[str]) -> st
 
 
 def _field_count_problem(
-    data: bytes, sep: str, columns: list[str], quoted: bool, encoding: str
+    data: bytes,
+    sep: str,
+    columns: list[str],
+    quoted: bool,
+    encoding: str,
+    shown_sep: str | None = None,
 ) -> str | None:
     """The first non-blank line whose number of fields is not ``len(columns)``, or ``None``.
 
@@ -436,7 +517,32 @@ def _field_count_problem(
     k = int(np.flatnonzero(bad)[0])
     start = 0 if k == 0 else int(end_pos[k - 1]) + 1
     text = data[start : int(end_pos[k])].decode(encoding, errors="replace").rstrip("\r\n")
+    if shown_sep:  # the file's own separator (ml-1m's "::"), not the one it was replaced with
+        text = text.replace(sep, shown_sep)
     return f"{_count_problem(k + 1, int(fields[k]), columns)}: {text[:120]!r}"
+
+
+def _decode_problem(files: _Files, name: str, data: bytes, encoding: str) -> str:
+    """Where ``data`` stops being ``encoding`` text: the byte, its offset in the file, the line.
+
+    (pandas decodes in chunks, so its error's offset is not the file's.) Decodes the whole file
+    once more, only on this error path.
+    """
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        pos = exc.start
+        number = data.count(b"\n", 0, pos) + 1
+        line_start = data.rfind(b"\n", 0, pos) + 1
+        line_end = data.find(b"\n", pos)
+        line = data[line_start : line_end if line_end >= 0 else len(data)]
+        shown = line.decode(encoding, errors="replace").rstrip("\r")[:120]
+        offset = pos + (len(_BOM) if name in files.bom else 0)
+        return (
+            f"it is not {encoding} text: line {number} holds the byte {data[pos : pos + 1]!r} "
+            f"({exc.reason}) at byte offset {offset} of the file: {shown!r}"
+        )
+    return f"it is not {encoding} text"
 
 
 @dataclass
@@ -573,7 +679,7 @@ def _read_table(
         if found != header:
             raise _malformed(files, name, f"line {skip}: the header is {found}, expected {header}")
     if "str" in columns.values():
-        problem = _field_count_problem(data, sep, names, quoted, encoding)
+        problem = _field_count_problem(data, sep, names, quoted, encoding, shown_sep)
         if problem is not None:
             raise _malformed(files, name, problem)
     else:
@@ -613,12 +719,26 @@ def _read_table(
     dtypes = {c: _PARSE_DTYPES[k] for c, k in columns.items()}
     empty_is_na = [c for c, k in columns.items() if k == "float"] + [_EXTRA]
     table = _Table(files, name, data, names, skip, sep, quoted, encoding, shown_sep)
+    if "str" not in columns.values():
+        # pandas guesses the number of columns from the first data line: with two fields too
+        # many or more there, it warns (ParserWarning) instead of failing. Count that one line.
+        _, text = table.line(0)
+        if text and len(_split_fields(text, sep, quoted)) != len(names):
+            raise table.error(0, None, "")
     try:
-        frame = read(dtype={**dtypes, _EXTRA: np.float64}, na_values={c: [""] for c in empty_is_na})
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            # A number beyond int64 in an integer column makes pandas cast it with numpy's
+            # "invalid value" warning before refusing it (the error below reports it); a
+            # ParserWarning would mean a line pandas cut short: an error, never a silent read.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            frame = read(
+                dtype={**dtypes, _EXTRA: np.float64}, na_values={c: [""] for c in empty_is_na}
+            )
+    except pd.errors.ParserWarning as exc:
+        raise _malformed(files, name, f"pandas could not split its lines ({exc})") from exc
     except UnicodeDecodeError as exc:
-        raise _malformed(
-            files, name, f"it is not {encoding} text (byte {exc.start}: {exc.reason})"
-        ) from exc
+        raise _malformed(files, name, _decode_problem(files, name, data, encoding)) from exc
     except pd.errors.EmptyDataError as exc:
         raise _malformed(files, name, "it holds no data lines") from exc
     except (ValueError, TypeError, OverflowError) as exc:  # pandas' ParserError is a ValueError
@@ -1064,12 +1184,17 @@ def _write_parsed(cache: Path, name: str, tables: tuple, origin: str) -> None:
     }
     arrays = {"meta": _text_bytes(json.dumps(meta)), "payload": payload.array()}
     arrays["sha256"] = np.frombuffer(_digest(arrays["meta"], arrays["payload"]), dtype=np.uint8)
+    path = _parsed_path(cache, name)
     try:
-        _atomic_write(_parsed_path(cache, name), lambda f: np.savez(f, **arrays))
+        _atomic_write(path, lambda f: np.savez(f, **arrays))
     except OSError as exc:
+        if path.exists() and not path.is_file():
+            fix = f"{path} is a folder (or not a regular file): remove it"
+        else:
+            fix = f"make {cache} writable, or set RECS_COURSE_DATA to a writable folder"
         warnings.warn(
-            f"could not cache the parsed {name} tables in {cache} ({exc}); the next load will "
-            "parse the files again. Set RECS_COURSE_DATA to a writable folder.",
+            f"could not cache the parsed {name} tables in {cache} ({exc}); every load will "
+            f"parse the files again until you fix it: {fix}.",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -1084,7 +1209,7 @@ def _read_parsed(cache: Path, name: str) -> tuple[tuple | None, str]:
     """
     path = _parsed_path(cache, name)
     if not path.is_file():
-        return None, "absent"
+        return None, "absent" if not path.exists() else "not a file (remove it)"
     try:
         with np.load(path, allow_pickle=False) as z:
             if set(z.files) != _CACHE_MEMBERS:
@@ -1205,7 +1330,8 @@ def load_movielens(
     Args:
         name: ``"ml-100k"``, ``"ml-1m"``, ``"ml-latest-small"`` or ``"ml-25m"``.
         data_home: optional folder holding the extracted files (directly or in ``<name>/``) or
-            ``<name>.zip``, or the zip's path. Tried first; not cached.
+            ``<name>.zip``, or the zip's path. Tried first; not cached; when given, it must
+            hold the dataset (else :class:`DatasetNotAvailable`, never another source).
         download: whether to fetch the official archive when it is not in the cache.
 
     Returns:
@@ -1214,7 +1340,7 @@ def load_movielens(
         ``None``), and ``source`` saying where it came from.
 
     Raises:
-        ValueError: unknown ``name``.
+        ValueError: unknown ``name``, or the cache path (``RECS_COURSE_DATA``) is not a folder.
         DatasetNotAvailable: nothing worked (the message says what to do), a zip does not
             match the registry's SHA-256, a download was corrupt, or a file is malformed (the
             message names the file and line; see the module docstring).
@@ -1244,7 +1370,7 @@ def load_movielens(
                 f"{spec.url}), or load without data_home to use the cache or the download."
             )
             return _dataset(name, _parse(name, kind, path, fix), "data_home")
-        tried.append(f"data_home={str(home)!r}: no {name} files {list(spec.files)} or zip there")
+        raise _data_home_error(home, name, spec)
 
     cache = cache_dir()
     parsed, why = _read_parsed(cache, name)

@@ -30,7 +30,14 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from ._common import as_index_array, check_index_range, check_ratings, torch_generator
+from ._common import (
+    ENCODE_HINT,
+    as_index_array,
+    check_dim,
+    check_index_range,
+    check_ratings,
+    torch_generator,
+)
 
 __all__ = [
     "NegativeSampler",
@@ -92,7 +99,7 @@ class NegativeSampler:
         ``n_users`` defaults to the largest user index + 1.
         """
         if n_users is not None:
-            n_users = _check_count(n_users, "n_users")
+            n_users = check_dim(_check_count(n_users, "n_users"), "n_users")
         u, i = _encoded_pairs(r, n_items, "r", n_users)
         if n_users is None:
             n_users = int(u.max()) + 1 if u.size else 0
@@ -109,6 +116,17 @@ class NegativeSampler:
                 f"n_users={n_users} x n_items={n_items} is too large for the sampler's int64 "
                 "keys: are the ids encoded? Encode them with IdEncoder first"
             )
+        try:
+            self._build(rows, cols, n_users, n_items, canonical)
+        except MemoryError as exc:  # a table of n_users counts (or n_users * n_items flags)
+            raise ValueError(
+                f"the sampler's tables for n_users={n_users}, n_items={n_items} (given, or max "
+                f"index + 1) do not fit in memory: are the ids encoded? {ENCODE_HINT}"
+            ) from exc
+
+    def _build(
+        self, rows: np.ndarray, cols: np.ndarray, n_users: int, n_items: int, canonical: bool
+    ) -> None:
         self.n_users, self.n_items = n_users, n_items
         self._member: torch.Tensor | None = None
         self._keys: torch.Tensor | None = None
@@ -283,6 +301,7 @@ def _encoded_pairs(
     ``n_users`` when given; items in ``[0, n_items)``)."""
     if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < 1:
         raise ValueError(f"n_items must be a positive integer, got {n_items!r}")
+    check_dim(int(n_items), "n_items")
     cols = check_ratings(r, what, encoded=True, n_users=n_users, n_items=int(n_items))
     return cols.user, cols.item
 
@@ -412,7 +431,7 @@ def ranking_candidates(
     all_i = np.concatenate([tr_i, te_i])
     both = pd.DataFrame({"user_id": all_u, "item_id": all_i})
     sampler = NegativeSampler.from_ratings(both, n_items)
-    g = torch_generator(seed)
+    g = torch_generator(seed, "seed")
     if g is None:
         raise ValueError("seed must be an int or a torch.Generator, got None")
     users = torch.from_numpy(te_u)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._common import check_ratings, check_unique_pairs
+from ._common import ENCODE_HINT, check_dim, check_ratings, check_unique_pairs
 
 __all__ = ["interaction_matrix"]
 
@@ -16,7 +16,7 @@ def _check_size(n: int | None, what: str) -> int | None:
         return None
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n_{what}s must be a non-negative integer, got {n!r}")
-    return int(n)
+    return check_dim(int(n), f"n_{what}s")
 
 
 def interaction_matrix(
@@ -30,7 +30,10 @@ def interaction_matrix(
     Args:
         r: encoded ratings (0-based ``user_id`` / ``item_id`` indices, e.g. from
             ``IdEncoder.transform``); ``rating`` is needed for ``values="rating"``.
-        n_users, n_items: the shape; default ``max index + 1``. Indices ``>= n`` are an error.
+        n_users, n_items: the shape; default ``max index + 1``. Indices ``>= n`` are an error,
+            and so is a size above ``2**31 - 1`` (given, or implied by the indices): encoded
+            indices never get there, so such an index is a raw id (see
+            ``recs_course.data._common.MAX_DIM``); the matrix would not fit in memory.
         values: ``"rating"`` stores the ratings (finite numbers: NaN or infinite ratings are
             an error), ``"ones"`` stores 1.0 for every interaction.
 
@@ -53,7 +56,13 @@ def interaction_matrix(
         for x, n in ((u, n_users), (i, n_items))
     )
     data = cols.rating if values == "rating" else np.ones(len(u), dtype=np.float32)
-    m = sp.csr_matrix((data, (u, i)), shape=shape, dtype=np.float32)
+    try:
+        m = sp.csr_matrix((data, (u, i)), shape=shape, dtype=np.float32)
+    except MemoryError as exc:  # the row pointers alone take 8 bytes per user
+        raise ValueError(
+            f"a ({shape[0]}, {shape[1]}) matrix does not fit in memory (n_users={shape[0]}, "
+            f"n_items={shape[1]}; given, or max index + 1): are the ids encoded? {ENCODE_HINT}"
+        ) from exc
     m.sum_duplicates()
     if m.nnz != len(u):  # only duplicates lower nnz (a pair summed to zero stays stored)
         check_unique_pairs(u, i, "r", "A matrix cell holds one value; duplicates would be summed.")
