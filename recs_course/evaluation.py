@@ -34,10 +34,10 @@ from torch import Tensor, nn
 from .metrics import (
     TOPK_METRICS,
     _as_real,
+    _check_finite,
     _check_ks,
     _check_metrics,
     _check_nan_scores,
-    _check_no_nan,
     _exact_scores,
     _per_user,
     mae,
@@ -45,6 +45,7 @@ from .metrics import (
     rmse,
 )
 from .models.base import check_indices
+from .utils import get_device
 
 __all__ = ["evaluate_ratings", "evaluate_sampled", "evaluate_full", "model_device"]
 
@@ -59,13 +60,28 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _check_model(model: object, needs: str = "forward") -> None:
+    """``model`` must be a torch module (scored in eval mode, its device read from its weights);
+    for full ranking it must also have ``score_all``. Checked before anything else."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"model must be a torch nn.Module (a recs_course Recommender), got "
+            f"{type(model).__name__}: the evaluators put it in eval mode and read its device; wrap "
+            "a scoring function in an nn.Module subclass whose forward(users, items) calls it"
+        )
+    if needs == "score_all" and not callable(getattr(model, "score_all", None)):
+        raise ValueError(
+            "full ranking needs a model with score_all(users) -> (B, n_items); "
+            f"{type(model).__name__} has none (every recs_course Recommender has it)"
+        )
+
+
 def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    """``None``: the model's device; else a device as :func:`recs_course.utils.get_device` reads
+    it (``"auto"``, ``"cpu"``, ``"cuda"``; CUDA or MPS only where available)."""
     if device is None:
         return model_device(model)
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}: use e.g. 'cpu', 'cuda' or None") from exc
+    return get_device(device)
 
 
 @contextlib.contextmanager
@@ -166,6 +182,7 @@ def evaluate_ratings(
     Returns:
         ``{"RMSE": float, "MAE": float}``.
     """
+    _check_model(model)
     batch_size = _check_batch_size(batch_size)
     dev = _resolve_device(model, device)
     u = _as_index(users, "users", model, "n_users")
@@ -178,7 +195,7 @@ def evaluate_ratings(
         )
     if u.numel() == 0:
         raise ValueError("no ratings to evaluate")
-    _check_no_nan("ratings", r, "drop the rows without a rating first")
+    _check_finite("ratings", r, "keep finite ratings only (drop the rows without a rating first)")
     preds = []
     with _eval_mode(model):
         for start in range(0, u.numel(), batch_size):
@@ -188,7 +205,7 @@ def evaluate_ratings(
                 _flat_scores(out, bu.numel(), "model(users, items)").to("cpu", torch.float64)
             )
     pred = torch.cat(preds)
-    _check_no_nan(
+    _check_finite(
         "model(users, items)", pred, "its predictions are undefined (did training diverge?)"
     )
     return {"RMSE": rmse(pred, r), "MAE": mae(pred, r)}
@@ -215,7 +232,8 @@ def evaluate_sampled(
     Args:
         model: pair scorer ``model(users (B,), items (B,)) -> (B,)``.
         users: ``(U,)`` user indices.
-        candidates: ``(U, C)`` item indices, column 0 the positive.
+        candidates: ``(U, C)`` item indices, column 0 the positive; a row holding its positive
+            again among its negatives is a ``ValueError`` (the tie would rank it below itself).
         ks: cut-offs, each ``1 <= k <= C``.
         metrics: see :func:`recs_course.metrics.ranking_metrics` (with one positive, recall@k
             equals HR@k and MAP@k equals MRR@k).
@@ -228,6 +246,7 @@ def evaluate_sampled(
         ``{"HR@10": float, "NDCG@10": float, ...}`` (means over users), or the per-user
         DataFrame.
     """
+    _check_model(model)
     batch_size = _check_batch_size(batch_size)
     dev = _resolve_device(model, device)
     u = _as_index(users, "users", model, "n_users")
@@ -239,6 +258,17 @@ def evaluate_sampled(
         )
     if u.numel() == 0 or c.shape[1] == 0:
         raise ValueError("no user or no candidate to evaluate")
+    # The held-out item again among its row's negatives ties with itself, and pessimistic ties
+    # rank it below: HR@1 = 0 whatever the model. One vectorised comparison on the CPU.
+    repeated = (c[:, 1:] == c[:, :1]).any(dim=1)
+    if bool(repeated.any()):
+        row = int(repeated.nonzero()[0, 0])
+        raise ValueError(
+            f"candidates: {int(repeated.sum())} row(s) hold their held-out item (column 0) again "
+            f"among the negatives, e.g. row {row} (user {int(u[row])}, item {int(c[row, 0])}): "
+            "the negatives must differ from the positive (recs_course.data.ranking_candidates "
+            "draws them so)"
+        )
     n_users, n_cand = c.shape
     names = _check_metrics(metrics)
     ks_t = _check_ks(ks, n_cand) if any(m in TOPK_METRICS for m in names) else ()
@@ -305,7 +335,9 @@ def evaluate_full(
         test: ``(U, I)`` scipy sparse matrix of test interactions.
         ks: cut-offs, each ``1 <= k <= I``.
         metrics: see :func:`recs_course.metrics.ranking_metrics`.
-        users: user indices to evaluate (default all); users without a test item are skipped.
+        users: user indices to evaluate (default all), each at most once (a repeated user is a
+            ``ValueError``: it would count several times in the mean); users without a test
+            item are skipped.
         batch_size: users per ``score_all`` call.
         device: where the inputs go; ``None`` means the model's device.
         per_user: return a DataFrame with a ``user`` column and one column per metric instead
@@ -315,6 +347,7 @@ def evaluate_full(
         ``{"recall@20": float, "NDCG@20": float, ...}`` (means over users with a test item), or
         the per-user DataFrame.
     """
+    _check_model(model, "score_all")
     batch_size = _check_batch_size(batch_size)
     dev = _resolve_device(model, device)
     train, test = _as_csr(train, "train"), _as_csr(test, "test")
@@ -323,8 +356,6 @@ def evaluate_full(
             f"train and test must have the same shape, got {train.shape} and {test.shape}"
         )
     n_users, n_items = train.shape
-    if not callable(getattr(model, "score_all", None)):
-        raise ValueError("full ranking needs a model with score_all(users) -> (B, n_items)")
     names = _check_metrics(metrics)
     ks_t = _check_ks(ks, n_items) if any(m in TOPK_METRICS for m in names) else ()
     has_test = np.diff(test.indptr) > 0
@@ -335,6 +366,15 @@ def evaluate_full(
             users = users.detach().to("cpu")
         what = "the rows of train and test"
         eval_users = check_indices("users", users, n_users, what=what).long().numpy()
+        # A repeated user would count several times in the mean: refuse it (np.unique sorts,
+        # one O(n log n) pass on the CPU).
+        unique, counts = np.unique(eval_users, return_counts=True)
+        if unique.size != eval_users.size:
+            raise ValueError(
+                f"users holds {eval_users.size - unique.size} repeated index(es), e.g. "
+                f"{int(unique[np.argmax(counts > 1)])}: each user would count several times in "
+                "the mean; pass each user once (numpy.unique(users))"
+            )
         eval_users = eval_users[has_test[eval_users]]
     if eval_users.size == 0:
         raise ValueError("no user to evaluate has a test item")

@@ -52,6 +52,50 @@ def _check_same_shape(scores: Tensor, target: Tensor, name: str, what: str) -> N
         )
 
 
+def _assert_labels_async(labels: Tensor) -> None:
+    """On CUDA: assert ``0 <= labels <= 1`` on the device, without a synchronisation."""
+    torch._assert_async(
+        ((labels >= 0) & (labels <= 1)).all(),
+        "bce_loss: labels must lie in [0, 1]: run with "
+        "recs_course.models.index_checks('always') to see the values",
+    )
+
+
+def _check_labels(labels: Tensor) -> None:
+    """Refuse BCE labels outside ``[0, 1]`` (ratings 1-5 give a negative loss that keeps falling).
+
+    The policy of the index checks (:func:`recs_course.models.index_checks`): a CPU tensor is
+    checked at once (one ``aminmax``); on CUDA in ``"auto"`` mode the range is asserted on the
+    device with ``torch._assert_async`` (no synchronisation per batch); ``"always"`` reads the
+    values back anywhere, ``"never"`` skips the value check. NaN labels are refused too.
+    """
+    from .models.base import _async_checked, _values_checked
+
+    if not labels.numel():
+        return
+    if labels.dtype == torch.bool:
+        return  # 0/1 by construction
+    if labels.dtype.is_complex:
+        raise ValueError(f"bce_loss: labels must be real numbers in [0, 1], got {labels.dtype}")
+    if not _values_checked(labels):
+        if labels.device.type == "cuda" and _async_checked():
+            _assert_labels_async(labels)
+        return
+    low, high = torch.aminmax(labels)
+    low, high = (
+        (float(low), float(high))
+        if labels.device.type == "cpu"
+        else (torch.stack((low, high)).tolist())
+    )
+    if not (low >= 0 and high <= 1):  # false for NaN as well
+        raise ValueError(
+            f"bce_loss: labels must lie in [0, 1] (1 for an interaction, 0 for a sampled "
+            f"negative), found values in [{low:g}, {high:g}]: binarise ratings with "
+            "recs_course.data.to_implicit and draw negatives with "
+            "recs_course.data.pointwise_instances, or train ratings with the 'mse' loss"
+        )
+
+
 def mse_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
     """Mean squared error of predicted ratings.
 
@@ -73,7 +117,9 @@ def bce_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
 
     Args:
         model: returns logits ``model(users (B,), items (B,)) -> (B,)`` (no sigmoid inside).
-        batch: ``(users (B,), items (B,), labels (B,))`` with labels in {0, 1} (or in [0, 1]).
+        batch: ``(users (B,), items (B,), labels (B,))`` with labels in {0, 1} (or in [0, 1]);
+            other labels (ratings 1-5, NaN) are a ``ValueError`` naming ``labels`` (on CUDA a
+            device-side assertion, as for the index checks).
 
     Returns:
         ``mean(-y log sigmoid(s) - (1 - y) log(1 - sigmoid(s)))`` through
@@ -82,6 +128,7 @@ def bce_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
     users, items, labels = _unpack(batch, 3, "bce_loss", "users, items, labels")
     logits = _full(model(users, items))
     _check_same_shape(logits, labels, "bce_loss", "labels")
+    _check_labels(labels)
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
@@ -93,7 +140,8 @@ def bpr_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
             (B,))`` (graph models propagate once for both) or is called twice as
             ``model(users, items)``. If it has ``regularization(users, pos, neg) -> scalar``,
             that term is added.
-        batch: ``(users (B,), pos_items (B,), neg_items (B,))``.
+        batch: ``(users (B,), pos_items (B,), neg_items (B,))``; ``neg_items`` may be
+            ``(B, K)`` (K negatives per positive) with a model that has ``pair_scores``.
 
     Returns:
         ``mean(-logsigmoid(pos_scores - neg_scores)) + model.regularization(users, pos, neg)``.
@@ -104,13 +152,24 @@ def bpr_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
     else:
         pos_scores, neg_scores = model(users, pos), model(users, neg)
     pos_scores, neg_scores = _full(pos_scores), _full(neg_scores)
-    _check_same_shape(pos_scores, neg_scores, "bpr_loss", "negative scores")
     if pos_scores.shape != users.shape:
         raise ValueError(
             f"bpr_loss: scores have shape {tuple(pos_scores.shape)} for {tuple(users.shape)} "
             "users; the model must return one score per (user, item) pair, shape (B,)"
         )
-    loss = -F.logsigmoid(pos_scores - neg_scores).mean()
+    if neg_scores.dim() == 2 and isinstance(neg, Tensor) and neg.dim() == 2:
+        # (B, K) negatives: each positive against each of its K negatives, explicitly
+        # broadcast (never a silent (B,) - (B, 1) -> (B, B) broadcast).
+        if neg_scores.shape[0] != pos_scores.shape[0]:
+            raise ValueError(
+                f"bpr_loss: negative scores have shape {tuple(neg_scores.shape)} for "
+                f"{pos_scores.shape[0]} positives: neg must be (B,) or (B, K)"
+            )
+        diff = pos_scores.unsqueeze(1) - neg_scores
+    else:
+        _check_same_shape(pos_scores, neg_scores, "bpr_loss", "negative scores")
+        diff = pos_scores - neg_scores
+    loss = -F.logsigmoid(diff).mean()
     if hasattr(model, "regularization"):
         loss = loss + model.regularization(users, pos, neg)
     return loss

@@ -109,6 +109,20 @@ def _check_no_nan(name: str, values: Tensor, what: str) -> None:
         raise ValueError(f"{name} contains {count} NaN value(s) out of {values.numel()}: {what}")
 
 
+def _check_finite(name: str, values: Tensor, what: str) -> None:
+    """``ValueError`` naming ``name`` if ``values`` holds a NaN or an infinity (one reduction).
+
+    An infinite rating or prediction makes RMSE and MAE ``inf`` or ``nan`` (``inf - inf``):
+    a number that looks like a result but is none.
+    """
+    _check_no_nan(name, values, what)
+    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+        count = int(torch.isinf(values).sum())
+        raise ValueError(
+            f"{name} contains {count} infinite value(s) out of {values.numel()}: {what}"
+        )
+
+
 def _as_float64_pair(pred, target) -> tuple[Tensor, Tensor]:
     p, t = _as_real("pred", pred), _as_real("target", target)
     if p.shape != t.shape:
@@ -118,8 +132,8 @@ def _as_float64_pair(pred, target) -> tuple[Tensor, Tensor]:
     if p.numel() == 0:
         raise ValueError("pred and target are empty: there is nothing to evaluate")
     p, t = p.to("cpu", torch.float64), t.to("cpu", torch.float64)
-    _check_no_nan("pred", p, "the model's predictions are undefined there (did training diverge?)")
-    _check_no_nan("target", t, "drop the rows without a rating first")
+    _check_finite("pred", p, "the model's predictions are undefined there (did training diverge?)")
+    _check_finite("target", t, "keep finite ratings only (drop the rows without a rating first)")
     return p, t
 
 
@@ -134,7 +148,8 @@ def rmse(pred, target) -> float:
         A Python float (computed in float64 on the CPU).
 
     Raises:
-        ValueError: if the shapes differ, the inputs are empty, not real numbers or hold NaN.
+        ValueError: if the shapes differ, the inputs are empty, not real numbers or hold NaN
+            or an infinity (naming ``pred`` or ``target``).
     """
     p, t = _as_float64_pair(pred, target)
     return math.sqrt(float(((p - t) ** 2).mean()))
@@ -496,7 +511,21 @@ def ranking_metrics(
 
 
 def nanmean(values: Tensor) -> float:
-    """Mean of the non-NaN entries of a 1-D tensor as a float (``nan`` if there are none)."""
+    """Mean of the non-NaN entries of a 1-D tensor as a float (``nan`` if there are none).
+
+    Arrays and lists of real numbers are accepted too; anything else is a ``ValueError``.
+    """
+    if not isinstance(values, Tensor):
+        if isinstance(values, (str, bytes)) or values is None:
+            raise ValueError(f"values must be a tensor or array of numbers, got {values!r:.80}")
+        try:
+            values = _as_real("values", values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"values must be a tensor or array of numbers: {exc}") from None
+    elif values.is_complex():
+        raise ValueError(f"values must hold real numbers, got dtype {values.dtype}")
+    if not values.is_floating_point():
+        values = values.to(torch.float64)
     ok = ~torch.isnan(values)
     if not bool(ok.any()):
         return float("nan")

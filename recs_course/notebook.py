@@ -67,21 +67,36 @@ def setup(device: Any = "auto", seed: int = 0, threads: int | None = None, verbo
     return dev
 
 
-def _plain(value: Any) -> Any:
-    """Turn numpy/torch scalars and arrays into plain Python values (JSON-able)."""
+def _plain(value: Any, where: str = "value") -> Any:
+    """Turn numpy/torch scalars and arrays into plain Python values (JSON-able), checked.
+
+    Every number, at any depth, must be finite (a NaN in a recorded figure would read back as
+    the string ``'[nan]'``) and real; anything but numbers, strings, booleans, None and
+    lists/tuples/dicts of them is a ``ValueError`` naming where it is (``value[1]['a']``).
+    """
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        value = value.tolist()  # numpy arrays/scalars, torch tensors
+        try:
+            value = value.tolist()  # numpy arrays/scalars, torch tensors
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"record() cannot convert {where} ({type(value).__name__}): {exc}"
+            ) from None
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return value
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(
+                f"record() got a non-finite number in {where}: {value} (a recorded figure must "
+                "be finite: check the computation that produced it)"
+            )
         return value
-    raise TypeError(
+    raise ValueError(
         f"record() stores numbers, strings, booleans and lists/dicts of them, got "
-        f"{type(value).__name__}: convert it first (e.g. float(x))"
+        f"{type(value).__name__} in {where}: convert it first (e.g. float(x))"
     )
 
 
@@ -91,12 +106,15 @@ def record(name: str, value: Any) -> Any:
     The output has the format of ``myst_nb.glue(name, value, display=False)``: the book can
     insert it with ``{glue:}`name```, and the tests read it back with :func:`read_records`.
     Returns ``value`` unchanged, so ``x = record("x", compute())`` works.
+
+    Raises:
+        ValueError: ``name`` is not an identifier; ``value`` holds, at any depth, a NaN or an
+            infinity, a complex number or an object other than numbers, strings, booleans,
+            None, lists, tuples and dicts (numpy and torch values are converted first).
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"record names must be identifiers such as 'rmse_mf', got {name!r}")
-    plain = _plain(value)
-    if isinstance(plain, float) and not math.isfinite(plain):
-        raise ValueError(f"record({name!r}, ...) got a non-finite number: {plain}")
+    plain = _plain(value, f"record({name!r}, ...)")
     # text/plain only: a notebook's schema allows non-string data only under JSON mime types,
     # and the repr of plain values reads back exactly with ast.literal_eval.
     bundle = {RECORD_PREFIX + "text/plain": repr(plain)}
@@ -117,12 +135,22 @@ def read_records(notebook: Any) -> dict[str, Any]:
     """
     if isinstance(notebook, (str, Path)):
         with open(notebook, encoding="utf-8") as f:
-            notebook = json.load(f)
+            try:
+                notebook = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{notebook} is not a notebook (not JSON: {exc})") from None
+    if not isinstance(notebook, Mapping) or not isinstance(notebook.get("cells", []), list):
+        raise ValueError(
+            "notebook must be the path of an .ipynb file or the notebook as a dict (with a list "
+            f"of 'cells'), got {type(notebook).__name__}"
+        )
     records: dict[str, Any] = {}
     for cell in notebook.get("cells", []):
-        if cell.get("cell_type") != "code":
+        if not isinstance(cell, Mapping) or cell.get("cell_type") != "code":
             continue
         for out in cell.get("outputs", []):
+            if not isinstance(out, Mapping) or not isinstance(out.get("metadata", {}), Mapping):
+                continue
             meta = out.get("metadata", {}).get("scrapbook")
             if not meta or out.get("output_type") not in ("display_data", "execute_result"):
                 continue

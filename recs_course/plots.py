@@ -58,6 +58,43 @@ def _check_ratings(ratings: Any, column: str) -> pd.DataFrame:
     return ratings
 
 
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]`` (bool, floats and strings refused), else raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return int(value)
+
+
+def _selection(name: str, sel: Any, size: int) -> slice | np.ndarray:
+    """Rows or columns to show: a slice of ints, or indices in ``[0, size)`` (a bool mask of
+    length ``size`` is turned into its indices). Negative indices do not count from the end."""
+    if isinstance(sel, slice):
+        for part in (sel.start, sel.stop, sel.step):
+            if part is not None and (
+                isinstance(part, (bool, np.bool_)) or not isinstance(part, (int, np.integer))
+            ):
+                raise ValueError(f"{name} must be a slice of integers, got {sel!r}")
+        return sel
+    arr = np.atleast_1d(_array(sel, name))
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a slice or a 1-D array of indices, got shape {arr.shape}")
+    if arr.dtype == bool:
+        if arr.size != size:
+            raise ValueError(f"{name} is a mask of length {arr.size} for {size} rows/columns")
+        return np.flatnonzero(arr)
+    if arr.size and arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer indices, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= size):
+        raise ValueError(
+            f"{name} must lie in [0, {size}), found values in [{arr.min()}, {arr.max()}]"
+        )
+    return arr
+
+
 def plot_matrix_slice(
     matrix: Any,
     rows: slice | Sequence[int] | np.ndarray = slice(0, 50),
@@ -84,13 +121,17 @@ def plot_matrix_slice(
         if len(matrix.shape) != 2:
             raise ValueError(f"matrix must be 2-D (users x items), got shape {matrix.shape}")
         n_rows, n_cols = matrix.shape
+        rows, cols = _selection("rows", rows, n_rows), _selection("cols", cols, n_cols)
         data = np.asarray(matrix.tocsr()[rows][:, cols].toarray())
     else:
         full = _array(matrix, "matrix")
         if full.ndim != 2:
             raise ValueError(f"matrix must be 2-D (users x items), got shape {full.shape}")
         n_rows, n_cols = full.shape
+        rows, cols = _selection("rows", rows, n_rows), _selection("cols", cols, n_cols)
         data = full[rows][:, cols]
+    if data.dtype.kind not in "biuf":
+        raise ValueError(f"matrix must hold real numbers, got dtype {data.dtype}")
     if data.size == 0:
         raise ValueError(
             f"the slice rows={rows}, cols={cols} of a {n_rows}x{n_cols} matrix is empty"
@@ -120,7 +161,19 @@ def plot_rating_distribution(
         ratings: a ratings frame with a ``rating`` column.
     """
     ratings = _check_ratings(ratings, "rating")
-    counts = ratings["rating"].value_counts().sort_index()
+    column = ratings["rating"]
+    try:
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):
+        raise ValueError(f"ratings['rating'] must hold numbers, got dtype {column.dtype}") from None
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise ValueError(
+            f"ratings['rating'] holds {int((~finite).sum())} missing or infinite value(s) out "
+            f"of {len(values)}, e.g. {values[~finite][0]}: they have no bar; drop those rows "
+            "first (ratings.dropna(subset=['rating']))"
+        )
+    counts = column.value_counts().sort_index()
     values = counts.index.to_numpy(dtype=float)
     width = 0.8 * (float(np.min(np.diff(values))) if len(values) > 1 else 1.0)
     ax = _axes(ax)
@@ -294,6 +347,8 @@ def plot_pca_components(
     titles = [str(t) for t in titles]
     if len(titles) != values.shape[0]:
         raise ValueError(f"{len(titles)} titles for {values.shape[0]} rows of coords")
+    if isinstance(component, (bool, np.bool_)) or not isinstance(component, (int, np.integer)):
+        raise ValueError(f"component must be an integer column index, got {component!r}")
     if not 0 <= component < values.shape[1]:
         raise ValueError(f"component {component} out of range for {values.shape[1]} components")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -349,8 +404,7 @@ def plot_embedding_map(
         labels = [str(label) for label in labels]
         if len(labels) != n_points:
             raise ValueError(f"{len(labels)} labels for {n_points} points")
-    if not 1 <= max_categories <= 20:
-        raise ValueError(f"max_categories must be between 1 and 20, got {max_categories}")
+    max_categories = _check_int("max_categories", max_categories, 1, 20)
     ax = _axes(ax)
     if categories is None:
         ax.scatter(xy[:, 0], xy[:, 1], s=s, alpha=alpha)

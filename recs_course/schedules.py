@@ -50,7 +50,13 @@ Steps = int | float | np.ndarray | Sequence[int]
 
 
 def _steps(step: Steps) -> tuple[np.ndarray, bool]:
-    arr = np.asarray(step, dtype=np.float64)
+    raw = np.asarray(step)
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(
+            f"step must be a number >= 0 or an array of them, got {step!r:.80} (dtype "
+            f"{raw.dtype}): pass ints such as 0, 1, 2 or numpy.arange(n)"
+        )
+    arr = raw.astype(np.float64)
     if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
         raise ValueError("steps must be finite and non-negative (step 0 is the first step)")
     return arr, arr.ndim == 0
@@ -60,9 +66,39 @@ def _out(values: np.ndarray, scalar: bool) -> float | np.ndarray:
     return float(values) if scalar else values
 
 
-def _check_range(base_lr: float, max_lr: float) -> None:
-    if not (np.isfinite(base_lr) and np.isfinite(max_lr)) or base_lr < 0 or max_lr < 0:
-        raise ValueError(f"learning rates must be finite and >= 0, got {base_lr=} and {max_lr=}")
+def _number(
+    name: str,
+    value: object,
+    *,
+    low: float = -math.inf,
+    strict: bool = False,
+    integer: bool = False,
+    hint: str = "",
+) -> float:
+    """The one argument check of the schedules: a finite real number (an int where ``integer``),
+    ``>= low`` (``> low`` where ``strict``); bool, strings, None, NaN and inf are refused."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    what = "an integer" if integer else "a number"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
+        raise ValueError(f"{name} must be {what}{hint}, got {value!r:.80} ({type(value).__name__})")
+    number = float(value)
+    if not math.isfinite(number) or number < low or (strict and number == low):
+        if low == 0 and strict:
+            bound = "positive"
+        elif low == -math.inf:
+            bound = "finite"
+        else:
+            bound = f"{'>' if strict else '>='} {low:g}"
+        raise ValueError(f"{name} must be {what}, finite and {bound}{hint}, got {value!r}")
+    return int(value) if integer else number
+
+
+def _check_range(base_lr: float, max_lr: float) -> tuple[float, float]:
+    hint = " (learning rates are finite numbers >= 0)"
+    return (
+        _number("base_lr", base_lr, low=0.0, hint=hint),
+        _number("max_lr", max_lr, low=0.0, hint=hint),
+    )
 
 
 def _cyclic(
@@ -74,11 +110,13 @@ def _cyclic(
     scale: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> float | np.ndarray:
     t, scalar = _steps(step)
-    _check_range(base_lr, max_lr)
-    up = float(step_size)
-    down = up if step_size_down is None else float(step_size_down)
-    if up <= 0 or down <= 0:
-        raise ValueError(f"step sizes must be positive, got {step_size=} and {step_size_down=}")
+    base_lr, max_lr = _check_range(base_lr, max_lr)
+    up = _number("step_size", step_size, low=0.0, strict=True)
+    down = (
+        up
+        if step_size_down is None
+        else _number("step_size_down", step_size_down, low=0.0, strict=True)
+    )
     total = up + down
     ratio = up / total
     cycle = np.floor(1.0 + t / total)  # 1 for the first cycle, as in PyTorch
@@ -122,7 +160,14 @@ def triangular2(
     return value as in :func:`triangular`.
     """
     return _cyclic(
-        step, base_lr, max_lr, step_size, step_size_down, lambda c, t: 1.0 / 2.0 ** (c - 1.0)
+        # 0.5 ** (c - 1) rather than 1 / 2 ** (c - 1): the same powers of two, but after
+        # ~1000 cycles it underflows quietly to 0 where 2 ** (c - 1) overflows with a warning.
+        step,
+        base_lr,
+        max_lr,
+        step_size,
+        step_size_down,
+        lambda c, t: 0.5 ** (c - 1.0),
     )
 
 
@@ -141,7 +186,8 @@ def exp_range(
 
     Other arguments and the return value as in :func:`triangular`.
     """
-    if not 0 < gamma <= 1:
+    gamma = _number("gamma", gamma, low=0.0, strict=True)
+    if gamma > 1:
         raise ValueError(f"gamma must be in (0, 1], got {gamma}")
     return _cyclic(step, base_lr, max_lr, step_size, step_size_down, lambda c, t: gamma**t)
 
@@ -170,11 +216,9 @@ def cosine_restarts(
         A float for a scalar step, else an array of ``step``'s shape.
     """
     t, scalar = _steps(step)
-    _check_range(base_lr, max_lr)
-    if isinstance(t_0, bool) or not isinstance(t_0, (int, np.integer)) or t_0 < 1:
-        raise ValueError(f"t_0 must be a positive integer, got {t_0!r}")
-    if isinstance(t_mult, bool) or not isinstance(t_mult, (int, np.integer)) or t_mult < 1:
-        raise ValueError(f"t_mult must be an integer >= 1, got {t_mult!r}")
+    base_lr, max_lr = _check_range(base_lr, max_lr)
+    t_0 = _number("t_0", t_0, low=1, integer=True)
+    t_mult = _number("t_mult", t_mult, low=1, integer=True)
     if t_mult == 1:
         period = np.full_like(t, float(t_0))
         t_cur = np.mod(t, t_0)
@@ -232,7 +276,14 @@ class ScheduleLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         """The rates of step ``self.last_epoch`` for every parameter group."""
-        lr = float(self.schedule(self.last_epoch, **self.schedule_kwargs))
+        try:
+            lr = float(self.schedule(self.last_epoch, **self.schedule_kwargs))
+        except TypeError as exc:  # missing or unknown keyword arguments of the schedule
+            raise ValueError(
+                f"ScheduleLR could not call the schedule with step={self.last_epoch} and "
+                f"{sorted(self.schedule_kwargs)}: {exc}; pass its other arguments as keywords, "
+                "e.g. ScheduleLR(opt, triangular, base_lr=1e-4, max_lr=1e-2, step_size=100)"
+            ) from None
         if not math.isfinite(lr) or lr < 0:
             raise ValueError(f"the schedule gave learning rate {lr} at step {self.last_epoch}")
         return [lr for _ in self.optimizer.param_groups]
@@ -272,14 +323,13 @@ def lr_range_test(
         A DataFrame with one row per step taken and columns ``lr``, ``loss``, ``smoothed``
         (``frame.attrs["smooth"]`` records ``smooth`` for :func:`suggest_lr`).
     """
-    if not 0 < start_lr < end_lr or not math.isfinite(end_lr):
+    start = _number("start_lr", start_lr, low=0.0, strict=True)
+    if not start < _number("end_lr", end_lr, low=0.0, strict=True):
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr=} and {end_lr=}")
-    if not isinstance(num_steps, int) or num_steps < 2:
-        raise ValueError(f"num_steps must be an integer >= 2, got {num_steps!r}")
-    if not 0 < smooth <= 1:
+    _number("num_steps", num_steps, low=2, integer=True)
+    if _number("smooth", smooth, low=0.0, strict=True) > 1:
         raise ValueError(f"smooth must be in (0, 1], got {smooth}")
-    if not diverge > 1:
-        raise ValueError(f"diverge must be > 1, got {diverge}")
+    _number("diverge", diverge, low=1.0, strict=True)
     loss_fn = get_loss(loss)
     dev = _resolve_device(model, device)
     model.to(dev)

@@ -140,7 +140,13 @@ def _epoch_batches(train_data: Any, epoch: int) -> Iterable[Any]:
     if hasattr(train_data, "__iter__"):
         return train_data
     if callable(train_data):
-        return train_data(epoch)
+        batches = train_data(epoch)
+        if not hasattr(batches, "__iter__"):
+            raise ValueError(
+                f"train_data({epoch}) returned {type(batches).__name__}, not an iterable of "
+                "batches: the callable must return the epoch's batches (e.g. a Batches object)"
+            )
+        return batches
     raise ValueError(
         f"train_data must be an iterable of batches or a callable epoch -> iterable, "
         f"got {type(train_data).__name__}"
@@ -222,6 +228,38 @@ def _run_evaluate(evaluate: Callable[[nn.Module], Mapping[str, float]], model: n
         except (TypeError, ValueError) as exc:
             raise ValueError(f"metric {key!r} = {value!r} is not a number") from exc
     return metrics
+
+
+def _is_real(value: object) -> bool:
+    """A real number (int, float, numpy scalar), not a bool, a string or a tensor."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _check_optimizer(model: nn.Module, optimizer: object) -> None:
+    """Refuse an optimizer that is not one, or that holds none of ``model``'s parameters.
+
+    An optimizer built on another model (say, before the model was rebuilt) would step other
+    tensors and leave this model untrained without any error. Only the case "none of them" is
+    refused: an optimizer on part of the model (frozen layers, fine-tuning a head) is legitimate.
+    The check is by identity, once per call of :func:`fit`.
+    """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"optimizer must be a torch optimizer built on the model's parameters, e.g. "
+            f"torch.optim.Adam(model.parameters(), lr=1e-3), got {type(optimizer).__name__}"
+        )
+    mine = {id(p) for p in model.parameters()}
+    if not mine:
+        return  # a model without parameters (Popularity): nothing to train, nothing to check
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not mine & held:
+        raise ValueError(
+            f"optimizer holds none of this {type(model).__name__}'s parameters (was it built on "
+            "another model, or on one built before this one?): build it after the model, on "
+            "model.parameters()"
+        )
 
 
 # --------------------------------------------------------------------------- fit
@@ -313,10 +351,17 @@ def fit(
         mode = _infer_mode(monitor) if monitor is not None else None
     elif mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    if not min_delta >= 0:
-        raise ValueError(f"min_delta must be >= 0, got {min_delta}")
-    if clip_grad is not None and not clip_grad > 0:
-        raise ValueError(f"clip_grad must be positive or None, got {clip_grad}")
+    if not _is_real(min_delta) or not 0 <= min_delta < math.inf:
+        raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+    if clip_grad is not None and (not _is_real(clip_grad) or not 0 < clip_grad < math.inf):
+        raise ValueError(f"clip_grad must be a finite positive number or None, got {clip_grad!r}")
+    _check_optimizer(model, optimizer)
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise ValueError(
+            f"scheduler must be a learning-rate scheduler with a step() method (e.g. "
+            f"torch.optim.lr_scheduler.OneCycleLR or recs_course.schedules.ScheduleLR) or None, "
+            f"got {type(scheduler).__name__}"
+        )
     if log_every is not None and (not isinstance(log_every, int) or log_every < 1):
         raise ValueError(f"log_every must be a positive integer or None, got {log_every!r}")
     if hasattr(train_data, "__iter__"):
@@ -526,12 +571,28 @@ def save_checkpoint(
     Returns:
         The path written.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(
+            f"path must be the file to write (a str or pathlib.Path), got {path!r:.80}"
+        )
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"model must be the torch module whose weights are saved, got {type(model).__name__}"
+        )
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"optimizer must be a torch optimizer or None, got {type(optimizer).__name__}"
+        )
     _check_plain(extra, "extra")
     payload: dict[str, Any] = {"model": model.state_dict()}
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()
     payload.update(extra)
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"path {path} is a folder: pass a file name inside it, e.g. {path / 'model.pt'}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -644,6 +705,26 @@ def _check_optimizer_state(path: object, state: object, optimizer: torch.optim.O
             )
 
 
+def _check_map_location(map_location: object) -> object:
+    """``map_location`` checked before the file is read, with a ``ValueError`` naming it.
+
+    Accepted: a device as :func:`recs_course.utils.get_device` reads it (``torch.device`` or a
+    string such as ``"cpu"``, ``"cuda:0"``; CUDA or MPS only where available; ``"auto"`` is
+    resolved to a device), a dict or a callable (torch's other forms), or None.
+    """
+    if map_location is None or callable(map_location) or isinstance(map_location, dict):
+        return map_location
+    if not isinstance(map_location, (str, torch.device)):
+        raise ValueError(
+            f"map_location must be a device such as 'cpu' or 'cuda', got "
+            f"{type(map_location).__name__}: use map_location='cpu'"
+        )
+    try:
+        return get_device(map_location)
+    except ValueError as exc:
+        raise ValueError(f"map_location={map_location!r} cannot be used: {exc}") from None
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -665,7 +746,10 @@ def load_checkpoint(
         model: receives the stored weights (``load_state_dict(strict=strict)``); tensors are
             copied onto the model's own device whatever ``map_location`` is.
         optimizer: receives the stored optimiser state, if given.
-        map_location: where the stored tensors are loaded first (the CPU by default).
+        map_location: where the stored tensors are loaded first (the CPU by default): a device
+            as :func:`recs_course.utils.get_device` reads it (checked before the file is read:
+            ``"gpu"`` or an unavailable CUDA is a ``ValueError`` naming ``map_location``), or
+            torch's dict or callable forms.
         strict: refuse entries that the model lacks or that the file lacks (shapes are checked
             either way).
 
@@ -679,6 +763,7 @@ def load_checkpoint(
         )
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
+    map_location = _check_map_location(map_location)
     if isinstance(path, (str, os.PathLike)):
         file = Path(path)
         if not file.exists():

@@ -186,7 +186,7 @@ def test_evaluators_check_indices_against_the_model():
     with pytest.raises(ValueError, match="users must hold integer indices"):
         evaluate_sampled(model, ok_users.double(), candidates, ks=1)
     train = sp.csr_matrix(np.eye(N_USERS, N_ITEMS, dtype=np.float32))
-    test = sp.csr_matrix(np.eye(N_USERS, N_ITEMS, k=1, dtype=np.float32))
+    test = sp.csr_matrix(np.eye(N_USERS, N_ITEMS, k=2, dtype=np.float32))
     with pytest.raises(ValueError, match=r"users must lie in \[0, 5\) \(the rows of train"):
         evaluate_full(model, train, test, ks=2, users=[1, -1])
     with pytest.raises(ValueError, match=r"users must lie in \[0, 5\)"):
@@ -493,7 +493,7 @@ def test_bad_load_arguments(saved):
     with pytest.raises(ValueError, match="optimizer must be a torch optimizer"):
         load_checkpoint(path, MF(N_USERS, N_ITEMS, dim=3), optimizer="adam")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match=r"mf.pt: its tensors cannot be loaded with map_loc"):
+        with pytest.raises(ValueError, match=r"map_location='cuda' cannot be used"):
             load_checkpoint(path, MF(N_USERS, N_ITEMS, dim=3), map_location="cuda")
 
 
@@ -537,7 +537,10 @@ def test_an_optimizer_state_that_does_not_fit(tmp_path):
     path = save_checkpoint(tmp_path / "opt.pt", model, optimizer)
     other = MF(N_USERS, N_ITEMS, dim=3)
     one_group = torch.optim.Adam([other.user_embedding.weight])
-    with pytest.raises(ValueError, match="opt.pt: group 0 of its optimizer state has 5 parameters, this optimizer.s has 1"):
+    with pytest.raises(
+        ValueError,
+        match="opt.pt: group 0 of its optimizer state has 5 parameters, this optimizer.s has 1",
+    ):
         load_checkpoint(path, other, one_group)
 
 
@@ -579,3 +582,302 @@ def test_the_device_side_range_assertion_used_on_cuda():
     for bad in ([-1, 3], [0, 4]):
         with pytest.raises(RuntimeError, match=r"users must lie in \[0, 4\)"):
             _assert_in_range_async(torch.tensor(bad), 4, "users")
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Second round: silent wrong results and raw errors at the training, evaluation, schedule,
+# notebook and plot entry points (each a ValueError naming the argument).
+
+
+def _mse_batches():
+    users, items = _interactions()
+    ratings = torch.arange(users.size, dtype=torch.float32) % 5 + 1
+    return [(torch.from_numpy(users), torch.from_numpy(items), ratings)]
+
+
+def test_fit_refuses_an_optimizer_holding_none_of_the_models_parameters():
+    from recs_course.training import fit
+
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    stale = torch.optim.SGD(MF(N_USERS, N_ITEMS, dim=3).parameters(), lr=0.1)  # another model
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match="optimizer holds none of this MF's parameters"):
+        fit(model, _mse_batches(), "mse", stale, 1, progress=False)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(ValueError, match="optimizer must be a torch optimizer"):
+        fit(model, _mse_batches(), "mse", None, 1, progress=False)
+    # Part of the parameters (a frozen embedding) is legitimate and trains the rest.
+    model.user_embedding.weight.requires_grad_(False)
+    partial = [p for p in model.parameters() if p.requires_grad]
+    frozen = model.user_embedding.weight.detach().clone()
+    fit(model, _mse_batches(), "mse", torch.optim.SGD(partial, lr=0.1), 1, progress=False)
+    assert torch.equal(model.user_embedding.weight, frozen)
+    assert not torch.equal(model.item_embedding.weight, before["item_embedding.weight"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"scheduler": "x"}, "scheduler must be a learning-rate scheduler"),
+        ({"min_delta": "0"}, "min_delta must be a finite number"),
+        ({"min_delta": None}, "min_delta must be a finite number"),
+        ({"min_delta": float("inf")}, "min_delta must be a finite number"),
+        ({"clip_grad": "1"}, "clip_grad must be a finite positive number"),
+        ({"clip_grad": True}, "clip_grad must be a finite positive number"),
+    ],
+)
+def test_fit_checks_its_keyword_arguments(kwargs, match):
+    from recs_course.training import fit
+
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=match):
+        fit(model, _mse_batches(), "mse", opt, 1, progress=False, **kwargs)
+
+
+def test_fit_refuses_a_train_data_callable_that_returns_no_batches():
+    from recs_course.training import fit
+
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"train_data\(0\) returned NoneType"):
+        fit(model, lambda epoch: None, "mse", opt, 1, progress=False)
+
+
+def test_save_checkpoint_checks_its_arguments(tmp_path):
+    with pytest.raises(ValueError, match="model must be the torch module"):
+        save_checkpoint(tmp_path / "a.pt", None)
+    with pytest.raises(ValueError, match="path must be the file to write"):
+        save_checkpoint(None, MF(N_USERS, N_ITEMS))
+    with pytest.raises(ValueError, match="is a folder"):
+        save_checkpoint(tmp_path, MF(N_USERS, N_ITEMS))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["gpu", "cuda:x", 3, "auto-ish"])
+def test_load_checkpoint_checks_map_location_before_blaming_the_file(saved, where):
+    path, _ = saved
+    with pytest.raises(ValueError, match="map_location") as info:
+        load_checkpoint(path, MF(N_USERS, N_ITEMS, dim=3), map_location=where)
+    assert "not a recs_course checkpoint" not in str(info.value)
+    assert load_checkpoint(path, MF(N_USERS, N_ITEMS, dim=3), map_location="auto") == {"epoch": 3}
+
+
+def test_bce_refuses_labels_outside_0_1_and_keeps_valid_ones():
+    from recs_course.losses import _assert_labels_async, bce_loss
+    from recs_course.models import index_checks
+
+    model = GMF(N_USERS, N_ITEMS, dim=3)
+    users, items = (torch.from_numpy(a) for a in _interactions())
+    for bad in (torch.full((users.numel(),), 4.0), torch.full((users.numel(),), float("nan"))):
+        with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\].*to_implicit"):
+            bce_loss(model, (users, items, bad))
+    with index_checks("never"):  # the policy of the index checks
+        bce_loss(model, (users, items, torch.full((users.numel(),), 4.0)))
+    good = (torch.arange(users.numel()) % 2).float()
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(model(users, items), good)
+    torch.testing.assert_close(bce_loss(model, (users, items, good)), expected, rtol=0, atol=0)
+    bce_loss(model, (users, items, good.bool()))
+    # The CUDA path asserts on the device; the same assertion runs synchronously on the CPU.
+    _assert_labels_async(good)
+    with pytest.raises(RuntimeError, match=r"labels must lie in \[0, 1\]"):
+        _assert_labels_async(good * 5)
+
+
+def test_masked_mse_needs_a_bool_mask_and_bpr_takes_k_negatives():
+    from recs_course.losses import bpr_loss
+    from recs_course.models import masked_mse
+
+    pred, target = torch.zeros(2, 3), torch.ones(2, 3)
+    with pytest.raises(ValueError, match="mask must be a bool tensor"):
+        masked_mse(pred, target, torch.full((2, 3), 0.5))
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    users, pos = torch.tensor([0, 1]), torch.tensor([1, 2])
+    neg = torch.tensor([[3, 4], [5, 6]])
+    pos_scores, neg_scores = model.pair_scores(users, pos, neg)
+    expected = -torch.nn.functional.logsigmoid(pos_scores.unsqueeze(1) - neg_scores).mean()
+    torch.testing.assert_close(bpr_loss(model, (users, pos, neg)), expected)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda s: s.triangular(3, 0.1, 1.0, float("nan")), "step_size"),
+        (lambda s: s.triangular(3, 0.1, 1.0, float("inf")), "step_size"),
+        (lambda s: s.triangular(3, 0.1, 1.0, "5"), "step_size"),
+        (lambda s: s.triangular(3, 0.1, 1.0, 5, step_size_down=float("nan")), "step_size_down"),
+        (lambda s: s.triangular(0, "0.1", 1, 5), "base_lr"),
+        (lambda s: s.triangular(0, None, 1, 5), "base_lr"),
+        (lambda s: s.triangular(0, 0.1, True, 5), "max_lr"),
+        (lambda s: s.triangular("3", 0.1, 1, 5), "step"),
+        (lambda s: s.exp_range(1, 0.1, 1, 5, "0.9"), "gamma"),
+        (lambda s: s.exp_range(1, 0.1, 1, 5, float("nan")), "gamma"),
+        (lambda s: s.cosine_restarts(1, 0.1, 1, 2.0), "t_0"),
+        (lambda s: s.cosine_restarts(1, 0.1, 1, 2, True), "t_mult"),
+    ],
+)
+def test_schedule_arguments_are_checked_by_one_checker(call, match):
+    import recs_course.schedules as schedules
+
+    with pytest.raises(ValueError, match=match):
+        call(schedules)
+
+
+def test_triangular2_far_cycles_underflow_quietly_with_the_same_values(recwarn):
+    from recs_course.schedules import triangular2
+
+    assert triangular2(10**6, 0.1, 1.0, 1) == 0.1  # 2 ** 499999 overflowed with a warning
+    peaks = triangular2(np.array([2, 6, 10, 4 * 2000 + 2]), 0.0, 1.0, 2)
+    assert peaks.tolist() == [1.0, 0.5, 0.25, 0.0]  # exact powers of two, then underflow to 0
+    assert not recwarn.list
+
+
+def test_evaluate_full_refuses_repeated_users():
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    train = _ratings_csr()
+    test = sp.csr_matrix(np.eye(N_USERS, N_ITEMS, k=2, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"users holds 2 repeated index\(es\), e.g. 0"):
+        evaluate_full(model, train, test, ks=2, users=[0, 0, 0, 1])
+    once = evaluate_full(model, train, test, ks=2, users=[0, 1])
+    assert once == evaluate_full(model, train, test, ks=2, users=[1, 0])
+
+
+def test_evaluate_sampled_refuses_the_positive_among_its_negatives():
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    candidates = torch.tensor([[1, 2, 3], [2, 4, 2], [0, 5, 6]])
+    with pytest.raises(ValueError, match=r"candidates: 1 row\(s\).*row 1 \(user 1, item 2\)"):
+        evaluate_sampled(model, [0, 1, 2], candidates, ks=1)
+    assert set(evaluate_sampled(model, [0, 2], candidates[[0, 2]], ks=1)) == {"HR@1", "NDCG@1"}
+
+
+def test_rating_metrics_refuse_infinities():
+    for pred, target, name in (
+        ([np.inf], [np.inf], "pred"),
+        ([1.0], [-np.inf], "target"),
+    ):
+        for metric in (rmse, mae):
+            with pytest.raises(ValueError, match=f"{name} contains 1 infinite"):
+                metric(pred, target)
+    model = MF(N_USERS, N_ITEMS, dim=3)
+    with pytest.raises(ValueError, match="ratings contains 1 infinite"):
+        evaluate_ratings(model, [0, 1], [0, 1], [np.inf, 3.0])
+
+
+def test_evaluators_check_the_model_and_the_device_first():
+    train = _ratings_csr()
+
+    class NoScoreAll(torch.nn.Module):
+        def forward(self, users, items):
+            return users.float()
+
+    with pytest.raises(ValueError, match="model must be a torch nn.Module"):
+        evaluate_ratings(lambda u, i: u.float(), [0], [0], [1.0])
+    with pytest.raises(ValueError, match="model must be a torch nn.Module"):
+        evaluate_sampled(lambda u, i: u.float(), [0], [[0, 1]])
+    with pytest.raises(ValueError, match="full ranking needs a model with score_all"):
+        evaluate_full(NoScoreAll(), train, train)
+    with pytest.raises(ValueError, match="device"):
+        evaluate_ratings(MF(N_USERS, N_ITEMS), [0], [0], [1.0], device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            evaluate_ratings(MF(N_USERS, N_ITEMS), [0], [0], [1.0], device="cuda")
+
+
+def test_record_checks_nested_values_and_read_records_its_argument():
+    from recs_course.notebook import read_records, record
+
+    for value in (
+        [float("nan")],
+        {"a": float("inf")},
+        torch.tensor([1.0, float("nan")]),
+        {"a": [1.0, {"b": np.float32("nan")}]},
+    ):
+        with pytest.raises(ValueError, match="non-finite"):
+            record("x", value)
+    for value in (1j, object(), [1, object()], torch.tensor([1j])):
+        with pytest.raises(ValueError, match="record"):
+            record("x", value)
+    assert record("x", {"a": [1, 2.5, "s", None, True]}) == {"a": [1, 2.5, "s", None, True]}
+    for notebook in ([1], None, {"cells": 3}):
+        with pytest.raises(ValueError, match="notebook"):
+            read_records(notebook)
+
+
+def test_graph_models_and_autorec_refuse_non_finite_or_complex_input(recwarn):
+    users, items = _interactions()
+    adjacency = normalized_adjacency(users, items, N_USERS, N_ITEMS)
+    nan = adjacency.to_dense() * float("nan")
+    with pytest.raises(ValueError, match="adjacency holds .* NaN or infinite"):
+        LightGCN(N_USERS, N_ITEMS, nan, dim=2)
+    complex_adj = sp.csr_matrix(np.eye(N_USERS + N_ITEMS, dtype=complex))
+    for cls in (LightGCN, NGCF):
+        with pytest.raises(ValueError, match="adjacency must hold real numbers"):
+            cls(N_USERS, N_ITEMS, complex_adj, dim=2)
+    with pytest.raises(ValueError, match="adjacency must hold real numbers"):
+        LightGCN(N_USERS, N_ITEMS, adjacency.to(torch.complex64), dim=2)
+    model = LightGCN(N_USERS, N_ITEMS, adjacency, dim=2)
+    with pytest.raises(ValueError, match="adjacency holds"):
+        model.adjacency = adjacency * float("inf")
+    ratings = _ratings_csr()
+    with pytest.raises(ValueError, match="ratings must hold real numbers"):
+        AutoRec(N_USERS, N_ITEMS, ratings.astype(complex))
+    with pytest.raises(ValueError, match="ratings must hold real numbers"):
+        AutoRec(N_USERS, N_ITEMS, np.array(ratings.toarray(), dtype=object))
+    with pytest.raises(ValueError, match="ratings must be a 2-D"):
+        AutoRec(N_USERS, N_ITEMS, torch.zeros(N_USERS, N_ITEMS, 1))
+    assert not [w for w in recwarn.list if "Complex" in w.category.__name__]
+
+
+@pytest.mark.parametrize("y_range", [(None, 5), ("a", "b"), (1, True)])
+def test_y_range_must_be_a_pair_of_numbers(y_range):
+    with pytest.raises(ValueError, match="y_range"):
+        MF(N_USERS, N_ITEMS, y_range=y_range)
+
+
+def test_plots_check_their_arguments():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from recs_course.metrics import nanmean
+    from recs_course.plots import (
+        plot_embedding_map,
+        plot_matrix_slice,
+        plot_pca_components,
+        plot_rating_distribution,
+    )
+
+    coords = np.arange(12.0).reshape(6, 2)
+    titles = list("abcdef")
+    try:
+        for component in ("0", 0.5, True):
+            with pytest.raises(ValueError, match="component"):
+                plot_pca_components(coords, titles, component=component)
+        for max_categories in (2.5, "3", True):
+            with pytest.raises(ValueError, match="max_categories"):
+                plot_embedding_map(coords, categories=titles, max_categories=max_categories)
+        with pytest.raises(ValueError, match=r"rows must lie in \[0, 5\)"):
+            plot_matrix_slice(np.eye(5), rows=[10])
+        with pytest.raises(ValueError, match="cols must hold integer"):
+            plot_matrix_slice(np.eye(5), cols=[0.5])
+        ax = plot_matrix_slice(np.eye(5), rows=[0, 2], cols=slice(0, 3))
+        assert ax.images[0].get_array().shape == (2, 3)
+        frame = pd.DataFrame({"rating": [1.0, np.nan, 3.0, 4.0]})
+        with pytest.raises(ValueError, match=r"ratings\['rating'\] holds 1 missing"):
+            plot_rating_distribution(frame)
+        assert plot_rating_distribution(frame.dropna()).get_title() == "3 ratings"
+    finally:
+        plt.close("all")
+    assert nanmean([1.0, 2.0]) == 1.5
+    with pytest.raises(ValueError, match="values"):
+        nanmean("x")
+
+
+def test_schedule_lr_with_missing_arguments_names_them():
+    from recs_course.schedules import ScheduleLR, triangular
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match="ScheduleLR could not call the schedule"):
+        ScheduleLR(optimizer, triangular, base_lr=0.1)

@@ -15,6 +15,7 @@ from .base import (
     check_layers,
     check_positive_int,
     check_probability,
+    check_real_dtype,
     check_y_range,
 )
 
@@ -45,6 +46,12 @@ def masked_mse(
     Returns:
         A scalar tensor.
     """
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise ValueError(
+            f"mask must be a bool tensor, true where a rating was observed, got {got}: for a 0/1 "
+            "tensor pass mask != 0 (a weight such as 0.5 is not an observation mask)"
+        )
     if not (pred.shape == target.shape == mask.shape):
         raise ValueError(
             f"pred, target and mask must have the same shape, got {tuple(pred.shape)}, "
@@ -64,6 +71,12 @@ def masked_mse(
 
 def _ratings_to_csr(ratings: object, n_users: int, n_items: int) -> sp.csr_matrix:
     """The ``(U, I)`` rating matrix as scipy CSR; stored entries are the observed ratings."""
+    if isinstance(ratings, (Tensor, np.ndarray)) or sp.issparse(ratings):
+        check_real_dtype("ratings", ratings.dtype)
+        if ratings.ndim != 2:
+            raise ValueError(
+                f"ratings must be a 2-D (n_users, n_items) matrix, got shape {tuple(ratings.shape)}"
+            )
     if sp.issparse(ratings):
         coo = sp.coo_matrix(ratings)
     elif isinstance(ratings, Tensor):

@@ -14,6 +14,7 @@ import operator
 import os
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -202,12 +203,40 @@ def check_y_range(y_range: object) -> tuple[float, float] | None:
     """Return ``None`` or a ``(low, high)`` pair of finite floats with ``low < high``."""
     if y_range is None:
         return None
+    if isinstance(y_range, np.ndarray) and y_range.ndim == 1:
+        y_range = tuple(y_range.tolist())
     if isinstance(y_range, (str, bytes)) or not isinstance(y_range, Sequence) or len(y_range) != 2:
         raise ValueError(f"y_range must be None or a pair (low, high), got {y_range!r}")
+    real = (int, float, np.integer, np.floating)
+    if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, real) for v in y_range):
+        raise ValueError(
+            f"y_range must be a pair of numbers (low, high) such as (1.0, 5.0), got {y_range!r}"
+        )
     low, high = (float(v) for v in y_range)
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"y_range must be finite with low < high, got {y_range!r}")
     return low, high
+
+
+def check_real_dtype(name: str, dtype: object) -> None:
+    """Refuse a dtype that is not real numbers (complex, object, strings) with a ``ValueError``.
+
+    Accepts bool, integer and floating dtypes, numpy's or torch's. A complex matrix would lose
+    its imaginary part in the float32 conversion (numpy's ``ComplexWarning`` on stderr), an
+    object or string array fails deep inside scipy.
+    """
+    if isinstance(dtype, torch.dtype):
+        bad = dtype.is_complex
+    else:
+        try:
+            bad = np.dtype(dtype).kind not in "biuf"  # type: ignore[arg-type]
+        except TypeError:
+            bad = True
+    if bad:
+        raise ValueError(
+            f"{name} must hold real numbers (bool, integer or float), got dtype {dtype}: convert "
+            "it, e.g. with .astype(numpy.float32) or .float(), after checking where it came from"
+        )
 
 
 #: Modes of the value check of :func:`check_indices` (see :func:`index_checks`).

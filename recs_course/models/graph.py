@@ -27,6 +27,7 @@ from .base import (
     check_non_negative,
     check_positive_int,
     check_probability,
+    check_real_dtype,
 )
 from .baselines import as_index_tensor
 
@@ -117,8 +118,10 @@ def laplacian(
 def _as_adjacency(adjacency: object, n_nodes: int) -> Tensor:
     """Check and convert a torch-sparse, scipy-sparse or dense ``(N, N)`` matrix to float32 COO."""
     if sp.issparse(adjacency):
+        check_real_dtype("adjacency", adjacency.dtype)
         tensor = _scipy_to_torch(adjacency)
     elif isinstance(adjacency, Tensor):
+        check_real_dtype("adjacency", adjacency.dtype)
         tensor = adjacency.detach()
         if tensor.layout != torch.sparse_coo:
             tensor = (
@@ -139,6 +142,14 @@ def _as_adjacency(adjacency: object, n_nodes: int) -> Tensor:
         raise ValueError(
             f"adjacency has shape {tuple(tensor.shape)} but n_users + n_items = {n_nodes}: pass "
             "the (U + I, U + I) matrix from normalized_adjacency, not the (U, I) rating matrix"
+        )
+    # Once per build (one synchronisation on an accelerator), never per forward.
+    finite = torch.isfinite(tensor._values())
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(
+            f"adjacency holds {bad} NaN or infinite value(s) (or values too large for float32): "
+            "build it with normalized_adjacency(users, items, n_users, n_items)"
         )
     return tensor
 
