@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from .losses import LossFn, get_loss
-from .utils import get_device, progress_bar
+from .utils import check_flag, get_device, progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -335,6 +335,9 @@ def fit(
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    restore_best = check_flag("restore_best", restore_best)
+    progress = check_flag("progress", progress)
+    amp = check_flag("amp", amp)
     if scheduler_step not in ("batch", "epoch"):
         raise ValueError(f"scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
     if patience is not None and (
@@ -548,6 +551,11 @@ def _check_plain(obj: Any, where: str) -> None:
     )
 
 
+ARCHITECTURE_KEY = "architecture"
+"""Checkpoint entry holding ``repr(model)`` (its class and options), checked by
+:func:`load_checkpoint` with ``strict=True``."""
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -584,7 +592,12 @@ def save_checkpoint(
             f"optimizer must be a torch optimizer or None, got {type(optimizer).__name__}"
         )
     _check_plain(extra, "extra")
-    payload: dict[str, Any] = {"model": model.state_dict()}
+    reserved = sorted(set(extra) & {"model", "optimizer", ARCHITECTURE_KEY})
+    if reserved:
+        raise ValueError(f"extra entries may not be called {reserved}: the checkpoint uses them")
+    # The model's options (repr: sizes, y_range, n_layers, ...), checked when loading: weights
+    # of the same shapes loaded into a model built with other options would change its scores.
+    payload: dict[str, Any] = {"model": model.state_dict(), ARCHITECTURE_KEY: repr(model)}
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()
     payload.update(extra)
@@ -808,6 +821,13 @@ def load_checkpoint(
         keys = sorted(map(str, checkpoint))[:8]
         raise _not_a_checkpoint(path, f"no 'model' entry; its keys are {keys}")
     _check_model_state(path, checkpoint["model"], model, strict)
+    saved_architecture = checkpoint.get(ARCHITECTURE_KEY)
+    if strict and isinstance(saved_architecture, str) and saved_architecture != repr(model):
+        raise ValueError(
+            f"{path} was saved from a model built with other options:\n{saved_architecture}\n"
+            f"this model is\n{model!r}\nbuild the model as when saving (or pass strict=False "
+            "to load the weights all the same)"
+        )
     if optimizer is not None:
         if "optimizer" not in checkpoint:
             raise ValueError(f"{path} holds no optimizer state: save it with optimizer=...")
@@ -824,4 +844,6 @@ def load_checkpoint(
                 f"{path}: its optimizer state does not fit this optimizer ({exc}): build the "
                 "optimizer as when saving (same class, on the same parameters and groups)"
             ) from exc
-    return {k: v for k, v in checkpoint.items() if k not in ("model", "optimizer")}
+    return {
+        k: v for k, v in checkpoint.items() if k not in ("model", "optimizer", ARCHITECTURE_KEY)
+    }

@@ -9,7 +9,27 @@ from typing import Any
 
 import torch
 
-__all__ = ["get_device", "set_threads", "default_threads", "progress_bar", "progress_enabled"]
+__all__ = [
+    "check_flag",
+    "default_threads",
+    "get_device",
+    "progress_bar",
+    "progress_enabled",
+    "set_threads",
+]
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def check_flag(name: str, value: object) -> bool:
+    """``value`` as a bool, refusing anything that is not a bool (``"no"`` is truthy in Python:
+    a string given for a flag would silently mean ``True``)."""
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def get_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -72,6 +92,12 @@ def set_threads(n: int | None = None) -> int:
         n = default_threads()
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"thread count must be a positive integer, got {n!r}")
+    most = 4 * (os.cpu_count() or 1)
+    if n > most:
+        raise ValueError(
+            f"thread count {n} is more than 4 x the {os.cpu_count()} cores here: use at most "
+            f"{most} (the course's models are small: half the cores is the default)"
+        )
     torch.set_num_threads(n)
     return n
 
@@ -82,7 +108,11 @@ def progress_enabled(progress: bool = True) -> bool:
     The book build and the tests set ``RECS_COURSE_PROGRESS=0``; readers see bars by default.
     """
     env = os.environ.get("RECS_COURSE_PROGRESS", "").strip().lower()
-    return bool(progress) and env not in ("0", "false", "no", "off")
+    if env not in _TRUE + _FALSE:
+        raise ValueError(
+            f"RECS_COURSE_PROGRESS={env!r} is not understood: use 0 (no bars) or 1 (bars)"
+        )
+    return check_flag("progress", progress) and (env in _TRUE or env == "")
 
 
 def _in_jupyter_kernel() -> bool:

@@ -881,3 +881,20 @@ def test_schedule_lr_with_missing_arguments_names_them():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match="ScheduleLR could not call the schedule"):
         ScheduleLR(optimizer, triangular, base_lr=0.1)
+
+
+def test_a_model_built_with_other_options_is_refused(tmp_path):
+    """Weights of the same shapes, options that change the scores (y_range here): refuse, unless
+    strict=False."""
+    saved = MF(N_USERS, N_ITEMS, dim=3, y_range=(1.0, 5.0))
+    path = save_checkpoint(tmp_path / "mf.pt", saved, epoch=1)
+    plain = MF(N_USERS, N_ITEMS, dim=3)
+    before = [p.detach().clone() for p in plain.parameters()]
+    with pytest.raises(ValueError, match=r"mf.pt was saved from a model built with other options"):
+        load_checkpoint(path, plain)
+    assert all(torch.equal(a, b) for a, b in zip(before, plain.parameters(), strict=True))
+    assert load_checkpoint(path, plain, strict=False) == {"epoch": 1}
+    same = MF(N_USERS, N_ITEMS, dim=3, y_range=(1.0, 5.0))
+    assert load_checkpoint(path, same) == {"epoch": 1}
+    with pytest.raises(ValueError, match="extra entries may not be called"):
+        save_checkpoint(tmp_path / "x.pt", saved, architecture="mine")

@@ -105,3 +105,33 @@ def test_oldest_constraints_pin_the_declared_floors():
             f"constraints/oldest.txt pins {name}=={version}, pyproject's floor is "
             f"{floors.get(name)}: keep them equal"
         )
+
+
+def test_flags_and_environment_switches_are_strict(monkeypatch):
+    """A string for a flag is truthy in Python ("no" would mean True): refuse it."""
+    import pandas as pd
+
+    from recs_course.data import chronological_split
+    from recs_course.models import MF
+    from recs_course.training import fit
+
+    assert utils.check_flag("x", True) is True and utils.check_flag("x", False) is False
+    for bad in ("no", 1, None):
+        with pytest.raises(ValueError, match="x must be True or False"):
+            utils.check_flag("x", bad)
+    r = pd.DataFrame({"user_id": [0, 0, 1], "item_id": [0, 1, 0], "timestamp": [1, 2, 3]})
+    with pytest.raises(ValueError, match="per_user must be True or False"):
+        chronological_split(r, per_user="no")
+    model = MF(2, 2, dim=2)
+    batch = [(torch.tensor([0]), torch.tensor([1]), torch.tensor([1.0]))]
+    with pytest.raises(ValueError, match="progress must be True or False"):
+        fit(model, batch, "mse", torch.optim.SGD(model.parameters(), lr=0.1), 1, progress="no")
+    monkeypatch.setenv("RECS_COURSE_PROGRESS", "maybe")
+    with pytest.raises(ValueError, match="RECS_COURSE_PROGRESS='maybe'"):
+        utils.progress_enabled()
+    monkeypatch.setenv("RECS_COURSE_PROGRESS", "0")
+    assert utils.progress_enabled() is False
+    monkeypatch.setenv("RECS_COURSE_PROGRESS", "1")
+    assert utils.progress_enabled() is True and utils.progress_enabled(False) is False
+    with pytest.raises(ValueError, match="more than 4 x"):
+        utils.set_threads(10**6)

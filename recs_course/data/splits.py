@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..utils import check_flag
 from ._common import (
     check_frame,
     check_ratings,
@@ -108,6 +109,7 @@ def chronological_split(
     recent as every training rating. ``per_user=True``: each user's latest ratings, counted by
     the per-user rule (module docstring), ties broken by the larger ``item_id``.
     """
+    per_user = check_flag("per_user", per_user)
     test_size = check_test_size(test_size)
     cols = check_ratings(r, timestamp=True, unique_pairs=_LEAK)
     ts = cols.timestamp
