@@ -944,3 +944,12 @@ def test_ml1m_lines_are_shown_with_their_own_separators(cache, tmp_path, file, c
     with pytest.raises(DatasetNotAvailable, match=r"field\(s\), expected") as info:
         load_movielens("ml-1m", data_home=home)
     assert message in str(info.value) and "\\t" not in str(info.value)
+
+
+def test_numbers_written_as_booleans_in_tables_with_text_are_refused(cache, tmp_path):
+    """A guard: pandas reads a float column of only True/False as 1.0/0.0 (the ratings files are
+    scanned for that); the integer columns of the item and user tables refuse them."""
+    users = b"1|True|M|technician|85711\n2|False|F|other|94043\n3|True|M|writer|T8H1N\n"
+    home = _home(tmp_path, _tiny_100k(**{"u.user": users}))
+    with pytest.raises(DatasetNotAvailable, match=r"u.user is malformed: line 1: age is 'True'"):
+        load_movielens("ml-100k", data_home=home, download=False)
