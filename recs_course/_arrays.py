@@ -46,6 +46,19 @@ def _numpy_values(x: object, name: str) -> tuple[np.ndarray, str]:
     return arr, str(arr.dtype)
 
 
+def check_finite(arr: np.ndarray, name: str, noun: str, advice: str) -> None:
+    """``ValueError`` if a float array holds NaN or an infinity: how many, the first one and
+    where, then ``advice``."""
+    if arr.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} NaN or infinite {noun} (e.g. {arr[bad][0]} at "
+            f"position {_first(bad)}): {advice}"
+        )
+
+
 def _exact_int64(arr: np.ndarray, name: str, label: str) -> np.ndarray:
     """``arr`` as a new, writable int64 array, or ``ValueError`` if that would change a value."""
     kind = arr.dtype.kind
@@ -62,13 +75,7 @@ def _exact_int64(arr: np.ndarray, name: str, label: str) -> np.ndarray:
         # Compared in float64 (exact for every float dtype numpy has up to float64): against
         # float16, the bound 2**63 would itself overflow to inf, with a RuntimeWarning.
         arr = arr.astype(np.float64) if arr.dtype.itemsize < 8 else arr
-        finite = np.isfinite(arr)
-        if not finite.all():
-            bad = ~finite
-            raise ValueError(
-                f"{name} holds {int(bad.sum())} NaN or infinite value(s) (e.g. {arr[bad][0]} at "
-                f"position {_first(bad)}): ids must be integers; drop or fill those rows first"
-            )
+        check_finite(arr, name, "value(s)", "ids must be integers; drop or fill those rows first")
         outside = (arr < float(_INT64_MIN)) | (arr >= float(_INT64_LIMIT))
         if outside.any():
             raise ValueError(

@@ -52,41 +52,41 @@ def _check_same_shape(scores: Tensor, target: Tensor, name: str, what: str) -> N
         )
 
 
+_LABELS_ASYNC = "bce_loss: labels must lie in [0, 1]: run with " + (
+    "recs_course.models.index_checks('always') to see the values"
+)
+
+
+def _labels_within(low: Tensor, high: Tensor) -> Tensor:
+    return (low >= 0) & (high <= 1)  # false for NaN as well
+
+
 def _assert_labels_async(labels: Tensor) -> None:
     """On CUDA: assert ``0 <= labels <= 1`` on the device, without a synchronisation."""
-    torch._assert_async(
-        ((labels >= 0) & (labels <= 1)).all(),
-        "bce_loss: labels must lie in [0, 1]: run with "
-        "recs_course.models.index_checks('always') to see the values",
-    )
+    from .models.base import assert_within
+
+    assert_within(labels, _labels_within, _LABELS_ASYNC)
 
 
 def _check_labels(labels: Tensor) -> None:
     """Refuse BCE labels outside ``[0, 1]`` (ratings 1-5 give a negative loss that keeps falling).
 
-    The policy of the index checks (:func:`recs_course.models.index_checks`): a CPU tensor is
-    checked at once (one ``aminmax``); on CUDA in ``"auto"`` mode the range is asserted on the
-    device with ``torch._assert_async`` (no synchronisation per batch); ``"always"`` reads the
-    values back anywhere, ``"never"`` skips the value check. NaN labels are refused too.
+    The policy of the index checks (:func:`recs_course.models.index_checks`, through
+    :func:`recs_course.models.base.value_range`): a CPU tensor is checked at once (one
+    ``aminmax``); on CUDA in ``"auto"`` mode the range is asserted on the device (no
+    synchronisation per batch); ``"always"`` reads the values back anywhere, ``"never"`` skips
+    the value check. NaN labels are refused too.
     """
-    from .models.base import _async_checked, _values_checked
+    from .models.base import value_range
 
-    if not labels.numel():
-        return
     if labels.dtype == torch.bool:
         return  # 0/1 by construction
     if labels.dtype.is_complex:
         raise ValueError(f"bce_loss: labels must be real numbers in [0, 1], got {labels.dtype}")
-    if not _values_checked(labels):
-        if labels.device.type == "cuda" and _async_checked():
-            _assert_labels_async(labels)
+    found = value_range(labels, _labels_within, _LABELS_ASYNC)
+    if found is None:
         return
-    low, high = torch.aminmax(labels)
-    low, high = (
-        (float(low), float(high))
-        if labels.device.type == "cpu"
-        else (torch.stack((low, high)).tolist())
-    )
+    low, high = found
     if not (low >= 0 and high <= 1):  # false for NaN as well
         raise ValueError(
             f"bce_loss: labels must lie in [0, 1] (1 for an interaction, 0 for a sampled "

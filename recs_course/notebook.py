@@ -17,10 +17,11 @@ from __future__ import annotations
 import ast
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .utils import env_flag
 
 __all__ = ["QUICK_ENV", "RECORD_PREFIX", "quick_mode", "setup", "record", "read_records"]
 
@@ -28,8 +29,6 @@ QUICK_ENV = "RECS_COURSE_QUICK"
 # The mime prefix myst_nb.glue uses for values it stores without showing them.
 RECORD_PREFIX = "application/papermill.record/"
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
 
 
 def quick_mode() -> bool:
@@ -38,12 +37,7 @@ def quick_mode() -> bool:
     Quick mode shrinks a chapter (fewer users, fewer epochs) so that the whole book builds in a
     few minutes; the chapter's claims are checked on the shrunk data too.
     """
-    value = os.environ.get(QUICK_ENV, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{QUICK_ENV}={value!r} is not understood: use 1 (quick) or 0 (full)")
+    return env_flag(QUICK_ENV, False, "1 (quick) or 0 (full)")
 
 
 def setup(device: Any = "auto", seed: int = 0, threads: int | None = None, verbose: bool = True):

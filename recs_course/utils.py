@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: recs_course.notebook imports this
+    import torch  # module and must not load torch at import time
 
 __all__ = [
     "check_flag",
+    "env_flag",
     "default_threads",
     "get_device",
     "progress_bar",
@@ -19,7 +21,23 @@ __all__ = [
 ]
 
 _TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
+_FALSE = ("0", "false", "no", "off")
+
+
+def env_flag(var: str, default: bool, choices: str) -> bool:
+    """The on/off switch in the environment variable ``var`` (unset or empty: ``default``).
+
+    ``1/true/yes/on`` and ``0/false/no/off`` (any case) are understood; anything else is a
+    ``ValueError`` that names the variable and says ``choices`` (e.g. "1 (quick) or 0 (full)").
+    """
+    value = os.environ.get(var, "").strip().lower()
+    if value == "":
+        return default
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{var}={value!r} is not understood: use {choices}")
 
 
 def check_flag(name: str, value: object) -> bool:
@@ -39,6 +57,8 @@ def get_device(device: str | torch.device | None = "auto") -> torch.device:
     value is passed to ``torch.device`` and checked: asking for CUDA on a machine without it is an
     error, not a silent fallback.
     """
+    import torch
+
     if device is None or (isinstance(device, str) and device == "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -98,6 +118,8 @@ def set_threads(n: int | None = None) -> int:
             f"thread count {n} is more than 4 x the {os.cpu_count()} cores here: use at most "
             f"{most} (the course's models are small: half the cores is the default)"
         )
+    import torch
+
     torch.set_num_threads(n)
     return n
 
@@ -107,12 +129,8 @@ def progress_enabled(progress: bool = True) -> bool:
 
     The book build and the tests set ``RECS_COURSE_PROGRESS=0``; readers see bars by default.
     """
-    env = os.environ.get("RECS_COURSE_PROGRESS", "").strip().lower()
-    if env not in _TRUE + _FALSE:
-        raise ValueError(
-            f"RECS_COURSE_PROGRESS={env!r} is not understood: use 0 (no bars) or 1 (bars)"
-        )
-    return check_flag("progress", progress) and (env in _TRUE or env == "")
+    bars = env_flag("RECS_COURSE_PROGRESS", True, "0 (no bars) or 1 (bars)")
+    return check_flag("progress", progress) and bars
 
 
 def _in_jupyter_kernel() -> bool:

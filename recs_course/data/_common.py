@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 
 # The exact id conversion is shared with recs_course.models (one rule for ids and indices).
-from .._arrays import _INT64_LIMIT, _exact_int64, _first, _numpy_values
+from .._arrays import _INT64_LIMIT, _exact_int64, _first, _numpy_values, check_finite
 
 RATING_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 
@@ -218,13 +218,7 @@ def timestamp_values(s: pd.Series, name: str) -> np.ndarray:
         )
     arr, _ = _numpy_values(s, name)
     if arr.dtype.kind == "f":
-        finite = np.isfinite(arr)
-        if not finite.all():
-            bad = ~finite
-            raise ValueError(
-                f"{name} holds {int(bad.sum())} NaN or infinite time(s) (e.g. {arr[bad][0]} at "
-                f"position {_first(bad)}): drop or fill those rows first"
-            )
+        check_finite(arr, name, "time(s)", "drop or fill those rows first")
         fractional = np.trunc(arr) != arr
         if fractional.any():
             raise ValueError(
@@ -249,14 +243,7 @@ def rating_values(s: pd.Series, name: str, dtype: type | None = None) -> np.ndar
     if dtype is not None:
         with np.errstate(over="ignore"):  # an overflow becomes inf, reported below
             arr = arr.astype(dtype)
-    if arr.dtype.kind == "f":
-        finite = np.isfinite(arr)
-        if not finite.all():
-            bad = ~finite
-            raise ValueError(
-                f"{name} holds {int(bad.sum())} NaN or infinite value(s) (e.g. {arr[bad][0]} "
-                f"at position {_first(bad)}): drop those rows (or fill them) first"
-            )
+    check_finite(arr, name, "value(s)", "drop those rows (or fill them) first")
     return arr
 
 

@@ -12,7 +12,7 @@ import contextlib
 import math
 import operator
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -245,6 +245,7 @@ INDEX_CHECK_MODES = ("auto", "always", "never")
 INDEX_CHECKS_ENV = "RECS_COURSE_INDEX_CHECKS"
 _index_check_mode: str | None = None  # set by index_checks(); None: the environment, else "auto"
 
+_ALWAYS_HINT = "run with recs_course.models.index_checks('always') to see the values"
 _INDEX_HINT = (
     "indices are 0-based (a negative index does not count from the end): encode raw ids with "
     "recs_course.data.IdEncoder and build the model with its n_users and n_items"
@@ -289,34 +290,60 @@ def index_checks(mode: str) -> Iterator[None]:
 _compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # torch >= 2.3
 
 
-def _values_checked(tensor: Tensor) -> bool:
-    mode = _index_check_mode or _check_mode(os.environ.get(INDEX_CHECKS_ENV) or "auto")
-    if mode == "never" or _compiling() or torch.jit.is_tracing():  # no .item() in a graph
-        return False
-    return mode == "always" or tensor.device.type == "cpu"
+def _mode() -> str:
+    """The check mode in force: ``"never"`` inside ``torch.compile`` or tracing (no ``.item()``
+    in a graph), else :func:`index_checks`' block, else the environment, else ``"auto"``."""
+    if _compiling() or torch.jit.is_tracing():
+        return "never"
+    return _index_check_mode or _check_mode(os.environ.get(INDEX_CHECKS_ENV) or "auto")
 
 
-def _async_checked() -> bool:
-    mode = _index_check_mode or _check_mode(os.environ.get(INDEX_CHECKS_ENV) or "auto")
-    return mode == "auto" and not _compiling() and not torch.jit.is_tracing()
+def value_range(
+    tensor: Tensor, within: Callable[[Tensor, Tensor], Tensor], message: str
+) -> tuple[float, float] | None:
+    """The value check of :func:`index_checks`' policy, for any tensor (indices, BCE labels).
+
+    Returns ``(min, max)`` read back where values are checked (CPU tensors, or ``"always"``):
+    the caller compares them and raises its own ``ValueError``. Otherwise returns ``None``,
+    after asserting ``within(min, max)`` on the device for CUDA tensors in ``"auto"`` mode
+    (:func:`assert_within`).
+    """
+    mode = _mode()
+    if tensor.numel() == 0 or mode == "never":
+        return None
+    if mode == "always" or tensor.device.type == "cpu":
+        low, high = torch.aminmax(tensor)
+        if tensor.device.type == "cpu":
+            return low.item(), high.item()
+        return tuple(torch.stack((low, high)).tolist())  # one synchronisation for both
+    if tensor.device.type == "cuda":
+        assert_within(tensor, within, message)
+    return None
+
+
+def assert_within(tensor: Tensor, within: Callable[[Tensor, Tensor], Tensor], message: str) -> None:
+    """Assert ``within(min, max)`` on the tensor's device, without a synchronisation.
+
+    On CUDA a failure stops the program with a device-side assertion (CUDA's own error, which
+    ends the CUDA context: restart the kernel) instead of silently going on (a negative index
+    would read another row); re-run with ``index_checks("always")`` for the ``ValueError`` that
+    names the values. On the CPU the same assertion raises ``RuntimeError`` at once.
+    """
+    low, high = torch.aminmax(tensor)
+    torch._assert_async(within(low, high), message)
+
+
+def _index_bounds(upper: int | None) -> tuple[str, Callable[[Tensor, Tensor], Tensor]]:
+    """``[0, upper)`` as text and as a test of ``(min, max)`` tensors."""
+    if upper is None:
+        return "[0, inf)", lambda low, high: low >= 0
+    return f"[0, {upper})", lambda low, high: (low >= 0) & (high < upper)
 
 
 def _assert_in_range_async(tensor: Tensor, upper: int | None, name: str) -> None:
-    """On CUDA in ``"auto"`` mode: assert the range on the device, without a synchronisation.
-
-    A bad index then stops the program with a device-side assertion (CUDA's own error, which
-    ends the CUDA context: restart the kernel) instead of silently reading another row (a
-    negative index counts from the end in advanced indexing). Re-run with
-    ``index_checks("always")`` to get the ``ValueError`` that names the values.
-    """
-    low, high = torch.aminmax(tensor)
-    ok = low >= 0 if upper is None else (low >= 0) & (high < upper)
-    bound = f"[0, {upper})" if upper is not None else "[0, inf)"
-    torch._assert_async(
-        ok,
-        f"{name} must lie in {bound}: run with recs_course.models.index_checks('always') "
-        "to see the values",
-    )
+    """The device-side check of indices (see :func:`assert_within`)."""
+    bound, within = _index_bounds(upper)
+    assert_within(tensor, within, f"{name} must lie in {bound}: {_ALWAYS_HINT}")
 
 
 def _as_tensor(name: str, values: object, device: torch.device | str | None) -> Tensor:
@@ -402,21 +429,15 @@ def check_indices(
             )
     if dtype not in (torch.int64, torch.int32):
         tensor = tensor.long()
-    if tensor.numel() and not _values_checked(tensor):
-        if tensor.device.type == "cuda" and _async_checked():
-            _assert_in_range_async(tensor, upper, name)
-        return tensor
-    if tensor.numel():
-        low, high = torch.aminmax(tensor)
-        if tensor.device.type == "cpu":
-            low, high = int(low), int(high)
-        else:  # one synchronisation for both numbers
-            low, high = torch.stack((low, high)).tolist()
+    bound, within = _index_bounds(upper)
+    found = value_range(tensor, within, f"{name} must lie in {bound}: {_ALWAYS_HINT}")
+    if found is not None:
+        low, high = found
         if low < 0 or (upper is not None and high >= upper):
-            bound = f"[0, {upper})" if upper is not None else "[0, inf)"
             where = f" ({what})" if what else ""
-            found = f"found values in [{low}, {high}]"
-            raise ValueError(f"{name} must lie in {bound}{where}, {found}: {_INDEX_HINT}")
+            raise ValueError(
+                f"{name} must lie in {bound}{where}, found values in [{low}, {high}]: {_INDEX_HINT}"
+            )
     return tensor
 
 
