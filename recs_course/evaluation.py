@@ -86,11 +86,14 @@ def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torc
 
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no autograd inside; every submodule's training flag restored on exit."""
+    """Eval mode, no autograd and one scoring pass inside (``model.scoring_pass()``, see
+    :class:`recs_course.models.Recommender`: what every batch needs, such as a graph
+    propagation, is computed once); every submodule's training flag restored on exit."""
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
+    scoring_pass = getattr(model, "scoring_pass", None)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), (scoring_pass() if callable(scoring_pass) else contextlib.nullcontext()):
             yield
     finally:
         for m, flag in flags:

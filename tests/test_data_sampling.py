@@ -116,7 +116,7 @@ def test_global_rng_is_not_reseeded(encoded):
     expected = torch.rand(3)
     torch.manual_seed(123)
     pointwise_instances(r, n_items, generator=torch.Generator().manual_seed(0))
-    ranking_candidates(r.iloc[:50], r.iloc[50:60], n_items, n_neg=5, seed=1)
+    ranking_candidates(r.iloc[50:60], n_items, n_neg=5, exclude=r.iloc[:50], generator=1)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -162,7 +162,7 @@ def test_pairwise_instances(encoded, path):
 def test_ranking_candidates(encoded, path):
     r, _, n_items = encoded
     train, test = leave_one_out(r)
-    users, cand = ranking_candidates(train, test, n_items, n_neg=20, seed=0)
+    users, cand = ranking_candidates(test, n_items, n_neg=20, exclude=train, generator=0)
     assert users.shape == (len(test),) and cand.shape == (len(test), 21)
     assert torch.equal(users, torch.as_tensor(test["user_id"].to_numpy().copy()))
     assert torch.equal(cand[:, 0], torch.as_tensor(test["item_id"].to_numpy().copy()))
@@ -170,8 +170,8 @@ def test_ranking_candidates(encoded, path):
     for u, row in zip(users.tolist(), cand[:, 1:].tolist(), strict=True):
         assert len(set(row)) == 20  # distinct within the row
         assert not sets[u] & set(row)  # never a positive, train or test
-    again = ranking_candidates(train, test, n_items, n_neg=20, seed=0)[1]
-    other = ranking_candidates(train, test, n_items, n_neg=20, seed=1)[1]
+    again = ranking_candidates(test, n_items, n_neg=20, exclude=train, generator=0)[1]
+    other = ranking_candidates(test, n_items, n_neg=20, exclude=train, generator=1)[1]
     assert torch.equal(cand, again) and not torch.equal(cand, other)
 
 
@@ -184,7 +184,7 @@ def test_ranking_candidates_memory_does_not_grow_with_users_times_items(monkeypa
         {"user_id": np.repeat(test_users, 3), "item_id": rng.integers(0, n_items, 1500)}
     )
     test = pd.DataFrame({"user_id": test_users, "item_id": rng.integers(0, n_items, 500)})
-    users, cand = ranking_candidates(train, test, n_items, n_neg=99, seed=0)
+    users, cand = ranking_candidates(test, n_items, n_neg=99, exclude=train, generator=0)
     assert cand.shape == (500, 100)
     assert (torch.sort(cand[:, 1:], dim=1).values.diff(dim=1) > 0).all()
 
@@ -208,7 +208,7 @@ def test_more_negatives_than_the_pool_is_an_error(encoded):
     with pytest.raises(
         ValueError, match=rf"user {biggest} has only {pool} items .* n_neg={pool + 1}"
     ):
-        ranking_candidates(train, test, n_items, n_neg=pool + 1, seed=0)
+        ranking_candidates(test, n_items, n_neg=pool + 1, exclude=train, generator=0)
     csr = interaction_matrix(r, values="ones")
     with pytest.raises(ValueError, match=rf"fewer than the n_neg={n_items}"):
         sample_negatives(torch.tensor([biggest]), csr, n_items, replace=False)
@@ -228,12 +228,12 @@ def test_more_negatives_than_the_pool_is_an_error(encoded):
         ),
         (lambda r, n: pairwise_instances(r, 0), "n_items must be a positive integer"),
         (
-            lambda r, n: ranking_candidates(r, r.drop(columns="user_id"), n),
+            lambda r, n: ranking_candidates(r.drop(columns="user_id"), n, exclude=r),
             r"test is missing the column\(s\) \['user_id'\]",
         ),
         (
-            lambda r, n: ranking_candidates(r, r, n, seed=None),
-            "seed must be an int or a torch.Generator",
+            lambda r, n: ranking_candidates(r, n, exclude=r, generator="0"),
+            "generator must be",
         ),
         (lambda r, n: sample_negatives([0], r, 2), "positives must be a scipy sparse"),
         (

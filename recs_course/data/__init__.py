@@ -22,7 +22,8 @@ Typical use::
     train, test = enc.transform(train), enc.transform(test, unknown="drop")
     users, items, labels = pointwise_instances(train, enc.n_items, n_neg=4, generator=g)
     for u, i, y in Batches(users, items, labels, batch_size=256, generator=g): ...
-    eval_users, candidates = ranking_candidates(train, test, enc.n_items, n_neg=99, seed=0)
+    eval_users, candidates = ranking_candidates(test, enc.n_items, n_neg=99, exclude=train,
+                                                generator=0)
 """
 
 from .batches import Batches, to_tensors
@@ -36,6 +37,7 @@ from .movielens import (
     load_movielens,
 )
 from .sampling import (
+    InstanceBatches,
     NegativeSampler,
     pairwise_instances,
     pointwise_instances,
@@ -58,6 +60,7 @@ __all__ = [
     "Batches",
     "DatasetNotAvailable",
     "IdEncoder",
+    "InstanceBatches",
     "MovieLens",
     "NegativeSampler",
     "REGISTRY",

@@ -25,6 +25,8 @@ the ``n_neg`` columns, vectorised over rows), then shuffled.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -38,6 +40,7 @@ from ._common import (
     check_ratings,
     torch_generator,
 )
+from .batches import Batches
 
 __all__ = [
     "NegativeSampler",
@@ -45,6 +48,7 @@ __all__ = [
     "pointwise_instances",
     "pairwise_instances",
     "ranking_candidates",
+    "InstanceBatches",
 ]
 
 DENSE_LIMIT = 1 << 26
@@ -388,34 +392,50 @@ def pairwise_instances(
     n_items: int,
     generator: torch.Generator | int | None = None,
     positives: sp.spmatrix | NegativeSampler | None = None,
+    n_neg: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One epoch of BPR triples: each row of ``r`` with one fresh negative.
+    """One epoch of BPR triples: each row of ``r`` with fresh negatives.
 
-    Arguments as in :func:`pointwise_instances`.
+    Arguments as in :func:`pointwise_instances`; ``n_neg`` negatives per positive (drawn with
+    replacement among the user's non-positives).
 
     Returns:
-        ``(users, pos_items, neg_items)`` LongTensors of shape ``(len(r),)``.
+        ``(users, pos_items, neg_items)`` LongTensors: ``users`` and ``pos_items`` of shape
+        ``(len(r),)``, ``neg_items`` ``(len(r),)`` for ``n_neg=1`` and ``(len(r), n_neg)``
+        otherwise (:func:`recs_course.losses.bpr_loss` takes both).
     """
     u, i = _encoded_pairs(r, n_items, "r")
+    n_neg = _check_count(n_neg, "n_neg")
     sampler = _sampler_for(u, positives, r, n_items)
     users = torch.from_numpy(u)
-    neg = sampler.sample(users, 1, generator=generator)[:, 0]
-    return users, torch.from_numpy(i), neg
+    neg = sampler.sample(users, n_neg, generator=generator)
+    return users, torch.from_numpy(i), neg[:, 0] if n_neg == 1 else neg
 
 
 def ranking_candidates(
-    train: pd.DataFrame,
     test: pd.DataFrame,
     n_items: int,
     n_neg: int = 99,
-    seed: int | torch.Generator = 0,
+    *,
+    exclude: pd.DataFrame | Sequence[pd.DataFrame],
+    generator: torch.Generator | int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Candidate lists for sampled ranking evaluation (HR@k / NDCG@k, the NCF protocol).
 
     For each row of ``test`` (encoded; one per user after :func:`leave_one_out`): the held-out
-    item in column 0, then ``n_neg`` distinct items that user has not interacted with in
-    ``train`` or ``test``, in random order. Fixed by ``seed``; memory grows with the number of
-    ratings and test rows, never with users x items.
+    item in column 0, then ``n_neg`` distinct items in random order, none of them one of that
+    user's items in ``test`` or in ``exclude``. Memory grows with the number of ratings and test
+    rows, never with users x items.
+
+    Args:
+        test: encoded held-out rows (``user_id``, ``item_id``).
+        n_items: number of items (negatives are drawn from ``0..n_items-1``).
+        n_neg: negatives per row.
+        exclude: the pairs that are never a negative besides ``test``'s own: a frame or a
+            sequence of frames, e.g. ``exclude=train``, or ``exclude=[train, test]`` for
+            validation candidates that must not draw a test item either.
+        generator: ``torch.Generator``, int seed, or ``None`` (torch's default generator), as
+            in :func:`pointwise_instances`; an int gives the same candidates at every call.
 
     Returns:
         ``(users, candidates)``: ``(U,)`` and ``(U, 1 + n_neg)`` LongTensors, ``U = len(test)``.
@@ -425,15 +445,103 @@ def ranking_candidates(
             of range, or missing columns.
     """
     n_neg = _check_count(n_neg, "n_neg")
-    tr_u, tr_i = _encoded_pairs(train, n_items, "train")
+    frames = [exclude] if isinstance(exclude, pd.DataFrame) else exclude
+    if isinstance(frames, (str, bytes)) or not isinstance(frames, Sequence) or not all(
+        isinstance(f, pd.DataFrame) for f in frames
+    ):
+        raise ValueError(
+            "exclude must be a ratings frame or a list of them (the pairs that are never a "
+            f"negative, e.g. exclude=train), got {type(exclude).__name__}"
+        )
     te_u, te_i = _encoded_pairs(test, n_items, "test")
-    all_u = np.concatenate([tr_u, te_u])
-    all_i = np.concatenate([tr_i, te_i])
+    pairs = [_encoded_pairs(f, n_items, "exclude" if len(frames) == 1 else f"exclude[{k}]")
+             for k, f in enumerate(frames)]
+    all_u = np.concatenate([u for u, _ in pairs] + [te_u])
+    all_i = np.concatenate([i for _, i in pairs] + [te_i])
     both = pd.DataFrame({"user_id": all_u, "item_id": all_i})
     sampler = NegativeSampler.from_ratings(both, n_items)
-    g = torch_generator(seed, "seed")
-    if g is None:
-        raise ValueError("seed must be an int or a torch.Generator, got None")
     users = torch.from_numpy(te_u)
-    neg = sampler.sample(users, n_neg, generator=g, replace=False)
+    neg = sampler.sample(users, n_neg, generator=generator, replace=False)
     return users, torch.cat([torch.from_numpy(te_i)[:, None], neg], dim=1)
+
+
+class InstanceBatches:
+    """Training batches with fresh negatives at every pass: the data of one implicit epoch.
+
+    Each ``iter()`` (each epoch of :func:`recs_course.training.fit`) draws a new set of
+    instances from ``ratings`` and shuffles them into batches, with one generator for both::
+
+        train_data = InstanceBatches(train, n_items, "pointwise", n_neg=4, batch_size=256,
+                                     generator=seed)
+        fit(model, train_data, "bce", optimizer, epochs=20)
+
+    is the same, draw for draw, as calling, at every epoch::
+
+        users, items, labels = pointwise_instances(train, n_items, n_neg=4,
+                                                   generator=g, positives=sampler)
+        Batches(users, items, labels, batch_size=256, generator=g)
+
+    Args:
+        ratings: encoded training positives (``user_id``, ``item_id``).
+        n_items: number of items.
+        kind: ``"pointwise"`` (``(users, items, labels)``, :func:`pointwise_instances`, for
+            BCE) or ``"pairwise"`` (``(users, pos, neg)``, :func:`pairwise_instances`, for BPR).
+        n_neg: negatives per positive (pairwise: ``neg`` is ``(B,)`` for 1, ``(B, n_neg)``
+            otherwise).
+        batch_size: rows per batch.
+        generator: ``torch.Generator``, int seed (one generator made here, so passes differ
+            but the sequence of passes is reproducible) or ``None`` (torch's default).
+        positives: what is never a negative (a sparse matrix or a :class:`NegativeSampler`);
+            by default the pairs of ``ratings``. Built once, reused by every pass.
+        drop_last, device: as in :class:`~recs_course.data.Batches`.
+    """
+
+    def __init__(
+        self,
+        ratings: pd.DataFrame,
+        n_items: int,
+        kind: str = "pointwise",
+        *,
+        n_neg: int | None = None,
+        batch_size: int,
+        generator: torch.Generator | int | None = None,
+        positives: sp.spmatrix | NegativeSampler | None = None,
+        drop_last: bool = False,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if kind not in ("pointwise", "pairwise"):
+            raise ValueError(f"kind must be 'pointwise' or 'pairwise', got {kind!r}")
+        self.kind = kind
+        self.n_neg = _check_count((4 if kind == "pointwise" else 1) if n_neg is None else n_neg,
+                                  "n_neg")
+        self.ratings = ratings
+        self.n_items = n_items
+        u, _ = _encoded_pairs(ratings, n_items, "ratings")
+        self.sampler = _sampler_for(u, positives, ratings, n_items)
+        self.generator = torch_generator(generator)
+        rows = len(u) * (1 + self.n_neg) if kind == "pointwise" else len(u)
+        # checks batch_size, drop_last and device once, here
+        self._shape = Batches(torch.empty(rows, 0), batch_size=batch_size, shuffle=False,
+                              drop_last=drop_last, device=device)
+
+    def draw(self) -> tuple[torch.Tensor, ...]:
+        """One epoch's instances, unshuffled (what each pass batches)."""
+        if self.kind == "pointwise":
+            return pointwise_instances(self.ratings, self.n_items, self.n_neg,
+                                       generator=self.generator, positives=self.sampler)
+        return pairwise_instances(self.ratings, self.n_items, generator=self.generator,
+                                  positives=self.sampler, n_neg=self.n_neg)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        b = self._shape
+        yield from Batches(*self.draw(), batch_size=b.batch_size, generator=self.generator,
+                           drop_last=b.drop_last, device=b.device)
+
+    def __len__(self) -> int:
+        """Batches per pass."""
+        return len(self._shape)
+
+    def __repr__(self) -> str:
+        b = self._shape
+        return (f"InstanceBatches({self.kind}, n_neg={self.n_neg}, rows={b.n}, "
+                f"batch_size={b.batch_size}, batches={len(b)})")

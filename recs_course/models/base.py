@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .._arrays import _exact_int64, _numpy_values
 
-__all__ = ["Recommender", "model_device", "check_indices", "index_checks"]
+__all__ = ["Recommender", "model_device", "place_model", "check_indices", "index_checks"]
 
 #: The most (user, item) pairs the fallback :meth:`Recommender.score_all` scores in one call.
 MAX_PAIRS_PER_CHUNK = 1 << 20
@@ -37,6 +37,25 @@ def model_device(module: nn.Module) -> torch.device:
     for tensor in module.buffers():
         return tensor.device
     return torch.device("cpu")
+
+
+def place_model(model: nn.Module, device: str | torch.device | None = None) -> torch.device:
+    """Where :func:`~recs_course.training.fit`, :func:`~recs_course.schedules.lr_range_test` and
+    every ``evaluate_*`` run: the one rule for their ``device`` argument.
+
+    ``None`` (the default) means the model's own device (:func:`model_device`), and nothing moves.
+    Any other value is read by :func:`recs_course.utils.get_device` (``"auto"`` picks CUDA, then
+    MPS, then the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``torch.device``; a device this
+    machine lacks is a ``ValueError``), and the model is moved there with ``model.to(device)``
+    (in place, as ``nn.Module.to`` does) before the inputs follow it. Returns the device.
+    """
+    from ..utils import get_device
+
+    if device is None:
+        return model_device(model)
+    dev = get_device(device)
+    model.to(dev)
+    return dev
 
 
 class Recommender(nn.Module):
@@ -104,6 +123,18 @@ class Recommender(nn.Module):
                 f"negatives per user), got {tuple(neg.shape)}"
             )
         return users, pos, neg
+
+    @contextlib.contextmanager
+    def scoring_pass(self) -> Iterator[None]:
+        """A block in which the model scores many batches with fixed weights (an evaluation).
+
+        The evaluators of :mod:`recs_course.evaluation` run inside ``with model.scoring_pass():``
+        (in eval mode, under ``torch.no_grad()``). A model whose every score needs one shared
+        computation (a graph propagation, every item's reconstruction) computes it once here
+        and reuses it for every ``forward`` / ``score_all`` call in the block, and forgets it on
+        exit. The default does nothing: MF and the NCF models have nothing to share.
+        """
+        yield
 
     def score_all(self, users: Tensor) -> Tensor:
         """Score every item for each user: ``users (B,)`` -> ``(B, n_items)``.
