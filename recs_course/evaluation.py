@@ -11,7 +11,13 @@ moved). The model follows the contract of :mod:`recs_course.models`:
 Ranking metrics come from :func:`recs_course.metrics.ranking_metrics`, with its pessimistic tie
 rule (a tie never favours the relevant item) and its ``-inf`` convention (masked items are not
 candidates). Per-user values are averaged at the end over the users that have a relevant
-candidate, so the result does not depend on ``batch_size``.
+candidate, so the result does not depend on the batch size. Every evaluator returns a
+:class:`~recs_course.metrics.Metrics`: a dict of the means, with the per-user values in
+``.per_user`` (one row per evaluated user).
+
+``device`` follows the one rule of :func:`recs_course.models.place_model` (as in
+:func:`recs_course.training.fit`): ``None`` scores where the model is; any other value
+(``"auto"``, ``"cpu"``, ``"cuda"``) moves the model there first and scores there.
 
 Inputs are checked on the CPU before they are sent to the device (so no device synchronisation
 per batch): indices with :func:`recs_course.models.check_indices` (integer dtype, shape, values
@@ -33,6 +39,7 @@ from torch import Tensor, nn
 
 from .metrics import (
     TOPK_METRICS,
+    Metrics,
     _as_real,
     _check_finite,
     _check_ks,
@@ -41,25 +48,14 @@ from .metrics import (
     _exact_scores,
     _per_user,
     mae,
-    nanmean,
     rmse,
 )
-from .models.base import check_indices
-from .utils import get_device
+from .models.base import check_indices, check_positive_int, model_device, place_model
 
-__all__ = ["evaluate_ratings", "evaluate_sampled", "evaluate_full", "model_device"]
+__all__ = ["evaluate_ratings", "evaluate_sampled", "evaluate_full", "model_device", "Metrics"]
 
 
 # --------------------------------------------------------------------------- helpers
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (else first buffer), or the CPU if it has none."""
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
-
-
 def _check_model(model: object, needs: str = "forward") -> None:
     """``model`` must be a torch module (scored in eval mode, its device read from its weights);
     for full ranking it must also have ``score_all``. Checked before anything else."""
@@ -74,14 +70,6 @@ def _check_model(model: object, needs: str = "forward") -> None:
             "full ranking needs a model with score_all(users) -> (B, n_items); "
             f"{type(model).__name__} has none (every recs_course Recommender has it)"
         )
-
-
-def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
-    """``None``: the model's device; else a device as :func:`recs_course.utils.get_device` reads
-    it (``"auto"``, ``"cpu"``, ``"cuda"``; CUDA or MPS only where available)."""
-    if device is None:
-        return model_device(model)
-    return get_device(device)
 
 
 @contextlib.contextmanager
@@ -128,16 +116,6 @@ def _check_model_scores(scores: Tensor, what: str, users: Tensor, integers: str 
     return scores
 
 
-def _check_batch_size(batch_size: int) -> int:
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
-
-
 def _flat_scores(out: Tensor, n: int, what: str) -> Tensor:
     if not isinstance(out, Tensor) or out.numel() != n or (out.dim() > 1 and out.shape[0] != n):
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -145,22 +123,26 @@ def _flat_scores(out: Tensor, n: int, what: str) -> Tensor:
     return out.reshape(n)
 
 
-def _collect(
-    chunks: list[dict[str, Tensor]], users: list[Tensor], per_user: bool
-) -> dict[str, float] | pd.DataFrame:
+def _per_user_errors(users: Tensor, pred: Tensor, ratings: Tensor) -> pd.DataFrame:
+    """Per-user RMSE and MAE of rating predictions (one ``index_add`` per sum, no loop)."""
+    uniq, inv = torch.unique(users, return_inverse=True)
+    err = pred.to(torch.float64) - ratings.to(torch.float64)
+    n = torch.zeros(len(uniq), dtype=torch.float64).index_add_(0, inv, torch.ones_like(err))
+    sq = torch.zeros_like(n).index_add_(0, inv, err * err)
+    ab = torch.zeros_like(n).index_add_(0, inv, err.abs())
+    return pd.DataFrame({"user": uniq.numpy(), "n_ratings": n.numpy().astype(np.int64),
+                         "RMSE": (sq / n).sqrt().numpy(), "MAE": (ab / n).numpy()})
+
+
+def _collect(chunks: list[dict[str, Tensor]], users: list[Tensor]) -> Metrics:
     keys = list(chunks[0])
     values = {k: torch.cat([c[k].to("cpu", torch.float64) for c in chunks]) for k in keys}
-    if per_user:
-        frame = pd.DataFrame({"user": torch.cat(users).cpu().numpy()})
-        for k in keys:
-            frame[k] = values[k].numpy()
-        return frame
     if all(bool(torch.isnan(v).all()) for v in values.values()):
         raise ValueError(
             "no evaluated user has a relevant candidate (every relevant item scored -inf?): "
             "the metrics are undefined"
         )
-    return {k: nanmean(v) for k, v in values.items()}
+    return Metrics.from_per_user(torch.cat([u.cpu() for u in users]), values)
 
 
 # --------------------------------------------------------------------------- protocols
@@ -169,9 +151,9 @@ def evaluate_ratings(
     users,
     items,
     ratings,
-    batch_size: int = 65536,
+    pairs_per_batch: int = 65536,
     device: str | torch.device | None = None,
-) -> dict[str, float]:
+) -> Metrics:
     """RMSE and MAE of a rating model on ``(user, item, rating)`` triples.
 
     Args:
@@ -179,15 +161,17 @@ def evaluate_ratings(
         users: ``(N,)`` user indices (tensor or array).
         items: ``(N,)`` item indices.
         ratings: ``(N,)`` true ratings.
-        batch_size: pairs scored per forward call.
-        device: where the inputs go; ``None`` means the model's device.
+        pairs_per_batch: (user, item) pairs scored per forward call.
+        device: ``None`` (the model's device) or a device the model is moved to (see the module
+            docstring).
 
     Returns:
-        ``{"RMSE": float, "MAE": float}``.
+        ``Metrics({"RMSE": ..., "MAE": ...})`` over all pairs; ``.per_user`` has ``user``,
+        ``n_ratings``, ``RMSE`` and ``MAE`` of each user's own pairs.
     """
     _check_model(model)
-    batch_size = _check_batch_size(batch_size)
-    dev = _resolve_device(model, device)
+    step = check_positive_int("pairs_per_batch", pairs_per_batch)
+    dev = place_model(model, device)
     u = _as_index(users, "users", model, "n_users")
     i = _as_index(items, "items", model, "n_items")
     r = _as_real("ratings", ratings)
@@ -201,8 +185,8 @@ def evaluate_ratings(
     _check_finite("ratings", r, "keep finite ratings only (drop the rows without a rating first)")
     preds = []
     with _eval_mode(model):
-        for start in range(0, u.numel(), batch_size):
-            bu, bi = u[start : start + batch_size], i[start : start + batch_size]
+        for start in range(0, u.numel(), step):
+            bu, bi = u[start : start + step], i[start : start + step]
             out = model(bu.to(dev), bi.to(dev))
             preds.append(
                 _flat_scores(out, bu.numel(), "model(users, items)").to("cpu", torch.float64)
@@ -211,7 +195,7 @@ def evaluate_ratings(
     _check_finite(
         "model(users, items)", pred, "its predictions are undefined (did training diverge?)"
     )
-    return {"RMSE": rmse(pred, r), "MAE": mae(pred, r)}
+    return Metrics({"RMSE": rmse(pred, r), "MAE": mae(pred, r)}, _per_user_errors(u, pred, r))
 
 
 def evaluate_sampled(
@@ -220,10 +204,9 @@ def evaluate_sampled(
     candidates,
     ks: int | Sequence[int] = (10,),
     metrics: str | Sequence[str] = ("hr", "ndcg"),
-    batch_size: int = 1024,
+    users_per_batch: int = 1024,
     device: str | torch.device | None = None,
-    per_user: bool = False,
-) -> dict[str, float] | pd.DataFrame:
+) -> Metrics:
     """Sampled ranking: rank each user's held-out item among its sampled negatives.
 
     Row ``u`` of ``candidates`` holds the held-out positive in column 0 and ``C - 1`` negatives
@@ -240,18 +223,17 @@ def evaluate_sampled(
         ks: cut-offs, each ``1 <= k <= C``.
         metrics: see :func:`recs_course.metrics.ranking_metrics` (with one positive, recall@k
             equals HR@k and MAP@k equals MRR@k).
-        batch_size: users per forward call (``batch_size * C`` pairs).
-        device: where the inputs go; ``None`` means the model's device.
-        per_user: return a DataFrame with a ``user`` column and one column per metric instead
-            of the means.
+        users_per_batch: users per forward call (``users_per_batch * C`` pairs).
+        device: ``None`` (the model's device) or a device the model is moved to (see the module
+            docstring).
 
     Returns:
-        ``{"HR@10": float, "NDCG@10": float, ...}`` (means over users), or the per-user
-        DataFrame.
+        ``Metrics({"HR@10": ..., "NDCG@10": ..., ...})``, means over users; ``.per_user`` has
+        one row per row of ``candidates``.
     """
     _check_model(model)
-    batch_size = _check_batch_size(batch_size)
-    dev = _resolve_device(model, device)
+    step = check_positive_int("users_per_batch", users_per_batch)
+    dev = place_model(model, device)
     u = _as_index(users, "users", model, "n_users")
     c = _as_index(candidates, "candidates", model, "n_items", ndim=2)
     if c.dim() != 2 or u.dim() != 1 or u.shape[0] != c.shape[0]:
@@ -277,9 +259,9 @@ def evaluate_sampled(
     ks_t = _check_ks(ks, n_cand) if any(m in TOPK_METRICS for m in names) else ()
     chunks, batch_users = [], []
     with _eval_mode(model):
-        for start in range(0, n_users, batch_size):
-            bu = u[start : start + batch_size].to(dev)
-            bc = c[start : start + batch_size].to(dev)
+        for start in range(0, n_users, step):
+            bu = u[start : start + step].to(dev)
+            bc = c[start : start + step].to(dev)
             b = bu.shape[0]
             out = model(bu.repeat_interleave(n_cand), bc.reshape(-1))
             scores = _flat_scores(out, b * n_cand, "model(users, items)").reshape(b, n_cand)
@@ -289,7 +271,7 @@ def evaluate_sampled(
             values, _ = _per_user(scores, relevant, ks_t, names)
             chunks.append(values)
             batch_users.append(bu.cpu())
-    return _collect(chunks, batch_users, per_user)
+    return _collect(chunks, batch_users)
 
 
 def _csr_rows_mask(m: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> Tensor:
@@ -320,10 +302,9 @@ def evaluate_full(
     ks: int | Sequence[int] = (20,),
     metrics: str | Sequence[str] = ("recall", "ndcg", "precision", "hr"),
     users=None,
-    batch_size: int = 1024,
+    users_per_batch: int = 1024,
     device: str | torch.device | None = None,
-    per_user: bool = False,
-) -> dict[str, float] | pd.DataFrame:
+) -> Metrics:
     """Full ranking: rank every item for each user, training items masked out.
 
     For each batch of users, ``model.score_all(batch) -> (B, I)`` scores every item, the user's
@@ -341,18 +322,18 @@ def evaluate_full(
         users: user indices to evaluate (default all), each at most once (a repeated user is a
             ``ValueError``: it would count several times in the mean); users without a test
             item are skipped.
-        batch_size: users per ``score_all`` call.
-        device: where the inputs go; ``None`` means the model's device.
-        per_user: return a DataFrame with a ``user`` column and one column per metric instead
-            of the means.
+        users_per_batch: users per ``score_all`` call (the model computes what every batch
+            shares once per evaluation: see :meth:`recs_course.models.Recommender.scoring_pass`).
+        device: ``None`` (the model's device) or a device the model is moved to (see the module
+            docstring).
 
     Returns:
-        ``{"recall@20": float, "NDCG@20": float, ...}`` (means over users with a test item), or
-        the per-user DataFrame.
+        ``Metrics({"recall@20": ..., "NDCG@20": ..., ...})``, means over the users with a test
+        item; ``.per_user`` has one row per evaluated user.
     """
     _check_model(model, "score_all")
-    batch_size = _check_batch_size(batch_size)
-    dev = _resolve_device(model, device)
+    step = check_positive_int("users_per_batch", users_per_batch)
+    dev = place_model(model, device)
     train, test = _as_csr(train, "train"), _as_csr(test, "test")
     if train.shape != test.shape:
         raise ValueError(
@@ -390,8 +371,8 @@ def evaluate_full(
         )
     chunks, batch_users = [], []
     with _eval_mode(model):
-        for start in range(0, eval_users.size, batch_size):
-            rows = eval_users[start : start + batch_size]
+        for start in range(0, eval_users.size, step):
+            rows = eval_users[start : start + step]
             bu = torch.from_numpy(rows.astype(np.int64))
             scores = model.score_all(bu.to(dev))
             if not isinstance(scores, Tensor) or scores.shape != (rows.size, n_items):
@@ -410,4 +391,4 @@ def evaluate_full(
             values, _ = _per_user(scores, relevant, ks_t, names)
             chunks.append(values)
             batch_users.append(bu)
-    return _collect(chunks, batch_users, per_user)
+    return _collect(chunks, batch_users)

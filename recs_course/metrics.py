@@ -45,8 +45,8 @@ Conventions shared by every ranking metric:
 * **Scores are compared exactly as given**: integer scores stay integers and float64 stays
   float64 (no float32 cast, where scores of ``2**24`` and above, or closer than ``1e-7``
   relatively, would tie).
-* **Users without a relevant candidate are excluded**: with ``reduce="none"`` their values are
-  ``NaN``; with ``reduce="mean"`` the mean is over the other users. AUC is also ``NaN`` for a user
+* **Users without a relevant candidate are excluded**: their per-user values are ``NaN``
+  (:attr:`Metrics.per_user`) and the means are over the other users. AUC is also ``NaN`` for a user
   whose candidates are all relevant (no pair to compare). If no user has a relevant candidate,
   :func:`ranking_metrics` raises ``ValueError``.
 """
@@ -55,12 +55,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
 __all__ = [
+    "Metrics",
     "rmse",
     "mae",
     "ranking_metrics",
@@ -452,13 +457,48 @@ def _per_user(
     return ordered, has_rel
 
 
+class Metrics(dict):
+    """What every evaluation returns: the means, and the per-user values behind them.
+
+    A ``dict`` of metric name to mean over users (``{"HR@10": 0.65, "NDCG@10": 0.38}``): index
+    it, print it, compare it (``a["HR@10"] > b["HR@10"]``, ``a == b``) like any dict. Its
+    attribute ``per_user`` is a ``pandas.DataFrame`` with one row per evaluated user, a
+    ``user`` column and one float64 column per metric (``NaN`` for a user the metric is
+    undefined for, who is left out of the mean), so that two models evaluated on the same users
+    can be compared user by user. This is the one way to ask for per-user results.
+    """
+
+    def __init__(self, means: dict[str, float], per_user: pd.DataFrame) -> None:
+        super().__init__(means)
+        self.per_user = per_user
+
+    @classmethod
+    def from_per_user(cls, users: Tensor, values: dict[str, Tensor]) -> Metrics:
+        """Means over users (``NaN`` entries left out) of per-user ``(U,)`` tensors."""
+        import pandas as pd
+
+        frame = pd.DataFrame({"user": users.to("cpu", torch.int64).numpy()})
+        means = {}
+        for key, v in values.items():
+            v = v.to("cpu", torch.float64)
+            frame[key] = v.numpy()
+            means[key] = nanmean(v)
+        return cls(means, frame)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k!r}: {v:.4f}" for k, v in self.items())
+        return f"Metrics({{{body}}}, users={len(self.per_user)})"
+
+    def __reduce__(self):  # pickling keeps the per-user table
+        return (type(self), (dict(self), self.per_user))
+
+
 def ranking_metrics(
     scores: Tensor,
     relevant: Tensor,
     ks: int | Sequence[int] = (10,),
     metrics: str | Sequence[str] = ("hr", "ndcg", "recall", "precision", "map", "mrr"),
-    reduce: str = "mean",
-) -> dict[str, float] | dict[str, Tensor]:
+) -> Metrics:
     """Ranking metrics of a batch of users, all cut-offs at once.
 
     See the module docstring for the definitions, the pessimistic tie rule and how ``-inf``
@@ -473,28 +513,26 @@ def ranking_metrics(
         ks: cut-offs, each ``1 <= k <= I``; duplicates are dropped.
         metrics: names among ``"hr", "ndcg", "recall", "precision", "map", "mrr"`` (one value per
             k each) and ``"mrr_full"``, ``"auc"`` (whole list, keys ``"MRR"`` and ``"AUC"``).
-        reduce: ``"mean"`` averages over users that have at least one relevant candidate (AUC:
-            and at least one irrelevant one); ``"none"`` returns per-user values.
 
     Returns:
-        A dict keyed like ``"HR@10"``, ``"NDCG@10"``, ``"recall@20"``, ``"precision@20"``,
-        ``"MAP@10"``, ``"MRR@10"``, ``"MRR"``, ``"AUC"``, in the order of ``metrics`` then
-        ``ks``. With ``reduce="mean"`` the values are floats; with ``"none"`` they are ``(U,)``
-        float64 CPU tensors, ``NaN`` for users without a relevant candidate.
+        A :class:`Metrics`: the means over users that have at least one relevant candidate
+        (AUC: and at least one irrelevant one), keyed like ``"HR@10"``, ``"NDCG@10"``,
+        ``"recall@20"``, ``"precision@20"``, ``"MAP@10"``, ``"MRR@10"``, ``"MRR"``, ``"AUC"``, in
+        the order of ``metrics`` then ``ks``; ``.per_user`` holds one row per row of ``scores``
+        (``user`` is the row number), ``NaN`` for users without a relevant candidate.
 
     Raises:
         ValueError: bad shapes or dtypes, NaN scores, a cut-off outside ``[1, I]``, an unknown
-            metric or reduction, or no user with a relevant candidate.
+            metric, or no user with a relevant candidate.
 
     Example:
         >>> import torch
         >>> scores = torch.tensor([[0.9, 0.8, 0.1], [0.5, 0.5, 0.5]])
         >>> relevant = torch.tensor([[False, True, False], [True, False, False]])
-        >>> ranking_metrics(scores, relevant, ks=1, metrics=("hr",), reduce="none")["HR@1"]
-        tensor([0., 0.], dtype=torch.float64)
+        >>> m = ranking_metrics(scores, relevant, ks=2, metrics=("hr",))
+        >>> m["HR@2"], m.per_user["HR@2"].tolist()
+        (0.5, [1.0, 0.0])
     """
-    if reduce not in ("mean", "none"):
-        raise ValueError(f"reduce must be 'mean' or 'none', got {reduce!r}")
     scores, relevant = _check_scores_relevant(scores, relevant)
     names = _check_metrics(metrics)
     ks_t = _check_ks(ks, scores.shape[1]) if any(m in TOPK_METRICS for m in names) else ()
@@ -504,10 +542,7 @@ def ranking_metrics(
             "no user has a relevant candidate item (relevant is all False, or every relevant "
             "item has score -inf): the metrics are undefined"
         )
-    per_user = {key: v.to("cpu", torch.float64) for key, v in values.items()}
-    if reduce == "none":
-        return per_user
-    return {key: nanmean(v) for key, v in per_user.items()}
+    return Metrics.from_per_user(torch.arange(scores.shape[0]), values)
 
 
 def nanmean(values: Tensor) -> float:

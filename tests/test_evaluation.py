@@ -90,10 +90,58 @@ def test_evaluate_ratings_hand_worked_and_restores_mode():
     model.dropout.eval()  # mixed flags must come back exactly
     users, items = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
     ratings = [1.0, 3.0, 3.0, 2.0]  # errors 0, -1, 0, 2 -> MAE 3/4, RMSE sqrt(5/4)
-    out = evaluate_ratings(model, users, items, ratings, batch_size=3)
+    out = evaluate_ratings(model, users, items, ratings, pairs_per_batch=3)
     assert out == pytest.approx({"RMSE": math.sqrt(5 / 4), "MAE": 0.75})
     assert model.training and not model.dropout.training
     assert model.calls == [(False, False), (False, False)]  # two batches, eval + no_grad
+    # per user: user 0 errors (0, -1), user 1 errors (0, 2), by hand
+    frame = out.per_user
+    assert frame["user"].tolist() == [0, 1] and frame["n_ratings"].tolist() == [2, 2]
+    assert frame["RMSE"].tolist() == pytest.approx([math.sqrt(1 / 2), math.sqrt(4 / 2)])
+    assert frame["MAE"].tolist() == pytest.approx([0.5, 1.0])
+
+
+def test_per_user_rating_errors_match_a_loop():
+    rng = np.random.default_rng(0)
+    table = torch.from_numpy(rng.normal(3, 1, (30, 40)))
+    users, items = rng.integers(0, 30, 500), rng.integers(0, 40, 500)
+    ratings = rng.integers(1, 6, 500).astype(float)
+    frame = evaluate_ratings(TableModel(table), users, items, ratings, pairs_per_batch=64).per_user
+    pred = table.float().double().numpy()[users, items]
+    for row in frame.itertuples():
+        err = (pred - ratings)[users == row.user]
+        assert row.n_ratings == err.size
+        assert row.RMSE == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-6)
+        assert row.MAE == pytest.approx(np.mean(np.abs(err)), rel=1e-6)
+    assert sorted(frame["user"]) == sorted(set(users.tolist()))
+
+
+def test_metrics_result_prints_compares_and_pickles():
+    import pickle
+
+    users, candidates = sampled_case(n_users=5, seed=2)
+    model = TableModel(torch.randn(5, 200, generator=torch.Generator().manual_seed(1)))
+    a = evaluate_sampled(model, users, candidates, ks=10)
+    b = evaluate_sampled(model, users, candidates, ks=10, users_per_batch=1)
+    assert a == b and dict(a) == {k: a[k] for k in ("HR@10", "NDCG@10")}
+    assert repr(a).startswith("Metrics({'HR@10': ") and repr(a).endswith("users=5)")
+    assert f"{a['HR@10']:.4f}" in repr(a)
+    again = pickle.loads(pickle.dumps(a))
+    assert again == a and again.per_user.equals(a.per_user)
+
+
+@pytest.mark.parametrize("device", [None, "auto", "cpu", torch.device("cpu")])
+def test_every_evaluator_takes_the_same_device_values(device):
+    users, candidates = sampled_case(n_users=5, seed=2)
+    model = TableModel(torch.randn(5, 200, generator=torch.Generator().manual_seed(1)))
+    train = sp.csr_matrix((5, 200))
+    test = sp.csr_matrix(np.eye(5, 200))
+    evaluate_ratings(model, [0, 1], [2, 3], [1.0, 2.0], device=device)
+    evaluate_sampled(model, users, candidates, device=device)
+    evaluate_full(model, train, test, device=device)
+    for bad in ("gpu", "cuda:x", 3.5):
+        with pytest.raises(ValueError, match="device"):
+            evaluate_sampled(model, users, candidates, device=bad)
 
 
 def test_evaluate_ratings_errors():
@@ -104,8 +152,8 @@ def test_evaluate_ratings_errors():
         evaluate_ratings(model, [], [], [])
     with pytest.raises(ValueError, match="integer"):
         evaluate_ratings(model, [0.5], [1], [1.0])
-    with pytest.raises(ValueError, match="batch_size"):
-        evaluate_ratings(model, [0], [1], [1.0], batch_size=0)
+    with pytest.raises(ValueError, match="pairs_per_batch"):
+        evaluate_ratings(model, [0], [1], [1.0], pairs_per_batch=0)
     model.train()
     bad = TableModel(torch.zeros(2, 2))
     bad.forward = lambda u, i: torch.zeros(len(u), 2)  # wrong output shape
@@ -155,7 +203,7 @@ def test_evaluate_sampled_matches_ranking_metrics_and_batching():
     expected = ranking_metrics(scores, relevant, ks=(5, 10), metrics=metrics)
     for batch_size in (7, 1024):
         got = evaluate_sampled(
-            model, users, candidates, ks=(5, 10), metrics=metrics, batch_size=batch_size
+            model, users, candidates, ks=(5, 10), metrics=metrics, users_per_batch=batch_size
         )
         assert got == pytest.approx(expected, abs=1e-12)
     assert 0.0 < expected["HR@10"] < 1.0  # a non-trivial case
@@ -167,8 +215,9 @@ def test_evaluate_sampled_matches_ranking_metrics_and_batching():
 def test_evaluate_sampled_per_user_and_errors():
     users, candidates = sampled_case(n_users=5, seed=2)
     model = TableModel(torch.randn(5, 200, generator=torch.Generator().manual_seed(1)))
-    frame = evaluate_sampled(model, users + 0, candidates, ks=10, per_user=True, batch_size=2)
-    assert isinstance(frame, pd.DataFrame)
+    result = evaluate_sampled(model, users + 0, candidates, ks=10, users_per_batch=2)
+    frame = result.per_user
+    assert isinstance(frame, pd.DataFrame) and isinstance(result, dict)
     assert list(frame.columns) == ["user", "HR@10", "NDCG@10"] and frame["user"].tolist() == [
         0,
         1,
@@ -220,7 +269,7 @@ def test_evaluate_full_matches_brute_force():
         recall, ndcg = brute_force_full(table.float().numpy(), train, test, k)
         for batch_size in (8, 1024):
             out = evaluate_full(
-                model, train, test, ks=k, metrics=("recall", "ndcg"), batch_size=batch_size
+                model, train, test, ks=k, metrics=("recall", "ndcg"), users_per_batch=batch_size
             )
             assert out[f"recall@{k}"] == pytest.approx(recall, abs=1e-9)
             assert out[f"NDCG@{k}"] == pytest.approx(ndcg, abs=1e-9)
@@ -233,7 +282,7 @@ def test_evaluate_full_users_per_user_and_errors():
     dense_test[0] = 0  # user 0 has no test item
     test = sp.csr_matrix(dense_test)
     model = TableModel(torch.randn(10, 30, generator=torch.Generator().manual_seed(2)))
-    frame = evaluate_full(model, train, test, ks=5, users=[0, 3, 4], per_user=True)
+    frame = evaluate_full(model, train, test, ks=5, users=[0, 3, 4]).per_user
     assert frame["user"].tolist() == [3, 4]  # user 0 skipped
     assert list(frame.columns) == ["user", "recall@5", "NDCG@5", "precision@5", "HR@5"]
     subset = evaluate_full(model, train, test, ks=5, users=np.array([3, 4]))
@@ -259,15 +308,15 @@ def test_integer_scores_and_cached_score_all_are_not_modified():
     train, test = random_csr(rng, 8, 21, 0.2), random_csr(rng, 8, 21, 0.2)
     model = CountModel(21)
     counts = model.counts.clone()
-    full = evaluate_full(model, train, test, ks=5, metrics=("hr", "ndcg"), per_user=True)
+    full = evaluate_full(model, train, test, ks=5, metrics=("hr", "ndcg")).per_user
     assert torch.equal(model.counts, counts)  # the masked copy is out of place
     # reference: the same integer scores as float, masked by hand
     dense = counts.double().repeat(8, 1)
     dense[torch.from_numpy(train.toarray() > 0)] = float("-inf")
     relevant = torch.from_numpy(test.toarray() > 0)
-    ref = ranking_metrics(dense, relevant, ks=5, metrics=("hr", "ndcg"), reduce="none")
-    keep = relevant.any(1)
-    np.testing.assert_allclose(full["NDCG@5"].to_numpy(), ref["NDCG@5"][keep].numpy())
+    ref = ranking_metrics(dense, relevant, ks=5, metrics=("hr", "ndcg")).per_user
+    keep = relevant.any(1).numpy()
+    np.testing.assert_allclose(full["NDCG@5"].to_numpy(), ref["NDCG@5"].to_numpy()[keep])
     users, candidates = sampled_case(n_users=6, n_items=21, n_cand=10, seed=6)
     sampled = evaluate_sampled(model, users, candidates, ks=3, metrics="mrr_full")
     s = counts[candidates].double()

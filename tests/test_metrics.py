@@ -16,6 +16,13 @@ NEG_INF = float("-inf")
 
 
 # --------------------------------------------------------------------------- reference
+
+def per_user_values(m):
+    """The per-user columns of a Metrics result as float64 tensors, one per key, in key order."""
+    assert list(m.per_user.columns) == ["user", *m]
+    assert m.per_user["user"].tolist() == list(range(len(m.per_user)))
+    return {k: torch.tensor(m.per_user[k].to_numpy()) for k in m}
+
 def reference_metrics(scores: np.ndarray, relevant: np.ndarray, ks) -> dict[str, np.ndarray]:
     """Brute force, one user at a time, straight from the definitions (test-only loops).
 
@@ -148,17 +155,17 @@ def test_matches_brute_force(ties, mask):
     scores, relevant = random_case(seed=7 + 2 * ties + mask, ties=ties, mask=mask)
     ks = (1, 3, 10, 30)
     ref = reference_metrics(scores, relevant, ks)
-    got = ranking_metrics(
-        torch.from_numpy(scores), torch.from_numpy(relevant), ks=ks, metrics=ALL, reduce="none"
-    )
+    got = per_user_values(ranking_metrics(
+        torch.from_numpy(scores), torch.from_numpy(relevant), ks=ks, metrics=ALL
+    ))
     assert set(got) == set(ref)
     for key in ref:
         np.testing.assert_allclose(got[key].numpy(), ref[key], rtol=1e-9, atol=1e-12, err_msg=key)
     # each k alone: then k is the size of the one topk and tie groups straddle its boundary
     for k in ks:
-        alone = ranking_metrics(
-            torch.from_numpy(scores), torch.from_numpy(relevant), ks=k, metrics=ALL, reduce="none"
-        )
+        alone = per_user_values(ranking_metrics(
+            torch.from_numpy(scores), torch.from_numpy(relevant), ks=k, metrics=ALL
+        ))
         for key in alone:
             np.testing.assert_allclose(
                 alone[key].numpy(), ref[key], rtol=1e-9, atol=1e-12, err_msg=key
@@ -188,9 +195,9 @@ def test_ndcg_matches_sklearn():
 
 def test_auc_matches_sklearn_per_user_with_ties_and_mask():
     scores, relevant = random_case(seed=3, ties=True, mask=True)
-    got = ranking_metrics(
-        torch.from_numpy(scores), torch.from_numpy(relevant), metrics="auc", reduce="none"
-    )["AUC"]
+    got = per_user_values(ranking_metrics(
+        torch.from_numpy(scores), torch.from_numpy(relevant), metrics="auc"
+    ))["AUC"]
     checked = 0
     for u in range(scores.shape[0]):
         cand = scores[u] != NEG_INF
@@ -210,7 +217,7 @@ def test_perfect_ranking():
     relevant[:, 7] = True
     scores = relevant.double() + 0.01 * torch.from_numpy(rng.random((20, 50)))  # relevant on top
     n_rel = relevant.sum(1).double()
-    m = ranking_metrics(scores, relevant, ks=(3, 50), metrics=ALL, reduce="none")
+    m = per_user_values(ranking_metrics(scores, relevant, ks=(3, 50), metrics=ALL))
     for key in (
         "HR@3",
         "NDCG@3",
@@ -293,7 +300,7 @@ def test_pessimistic_hits_sorted_rule():
 def test_users_without_relevant_items_are_excluded():
     scores = torch.tensor([[0.9, 0.1, 0.5], [0.9, 0.1, 0.5]])
     relevant = torch.tensor([[True, False, False], [False, False, False]])
-    per_user = ranking_metrics(scores, relevant, ks=1, metrics=("hr", "auc"), reduce="none")
+    per_user = per_user_values(ranking_metrics(scores, relevant, ks=1, metrics=("hr", "auc")))
     assert per_user["HR@1"][0] == 1.0 and math.isnan(per_user["HR@1"][1])
     assert ranking_metrics(scores, relevant, ks=1, metrics="hr") == {"HR@1": 1.0}  # not 0.5
     with pytest.raises(ValueError, match="no user has a relevant"):
@@ -312,7 +319,7 @@ def test_minus_inf_items_are_not_candidates():
     relevant = torch.tensor(
         [[True, True, False, False], [True, False, False, True], [True, False, False, False]]
     )
-    m = ranking_metrics(scores, relevant, ks=(1, 2, 4), metrics=ALL, reduce="none")
+    m = per_user_values(ranking_metrics(scores, relevant, ks=(1, 2, 4), metrics=ALL))
     assert m["recall@2"][0] == 1.0 and m["recall@4"][0] == 1.0  # denominator 1, not 2
     assert m["HR@1"][0] == 0.0 and m["MRR"][0] == 0.5
     assert m["AUC"][0] == 0.0  # one pair (0.3 vs 0.9); masked items take no part
@@ -355,8 +362,8 @@ def test_validation_errors():
         ranking_metrics(s, r.int())
     with pytest.raises(ValueError, match="unknown metric"):
         ranking_metrics(s, r, metrics=("hit_rate",))
-    with pytest.raises(ValueError, match="reduce"):
-        ranking_metrics(s, r, reduce="sum")
+    with pytest.raises(TypeError, match="reduce"):
+        ranking_metrics(s, r, reduce="none")  # per-user values are in .per_user
     s_nan = s.clone()
     s_nan[1, 2] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
