@@ -615,11 +615,11 @@ def test_interaction_matrix_rejects_text_ratings_and_overflow():
             r"r\['user_id'\] must lie in \[0, 3 \(the positives' rows\)\)",
         ),
         (
-            lambda r, m: ranking_candidates(r, r.assign(user_id=[0, -1, 2]), 5, n_neg=1),
+            lambda r, m: ranking_candidates(r.assign(user_id=[0, -1, 2]), 5, n_neg=1, exclude=r),
             r"test\['user_id'\] must be >= 0",
         ),
         (
-            lambda r, m: ranking_candidates(r, r.assign(item_id=[0, 1, 5]), 5, n_neg=1),
+            lambda r, m: ranking_candidates(r.assign(item_id=[0, 1, 5]), 5, n_neg=1, exclude=r),
             r"test\['item_id'\] must lie in \[0, n_items=5\), got values from 0 to 5",
         ),
         (
@@ -838,7 +838,7 @@ def test_a_cache_file_that_is_a_folder_says_what_to_do(cache, cached_archive):
         ),
         (lambda: pairwise_instances(_ratings([0], [1]), 2**40), r"n_items=1099511627776 is more"),
         (
-            lambda: ranking_candidates(_ratings([0], [1]), _ratings([2**33], [0]), 3, n_neg=1),
+            lambda: ranking_candidates(_ratings([2**33], [0]), 3, n_neg=1, exclude=_ratings([0], [1])),
             r"n_users=8589934593 \(max test\['user_id'\] \+ 1",
         ),
         (
@@ -905,8 +905,8 @@ def test_seed_errors_name_the_seed():
     for split in (random_split, stratified_split):
         with pytest.raises(ValueError, match=r"seed must be a non-negative int.*got -1"):
             split(r, seed=-1)
-    with pytest.raises(ValueError, match=r"seed must lie in \[-2\*\*63, 2\*\*64\)"):
-        ranking_candidates(r.iloc[:1], r.iloc[3:], 3, n_neg=1, seed=2**64)
+    with pytest.raises(ValueError, match=r"generator must lie in \[-2\*\*63, 2\*\*64\)"):
+        ranking_candidates(r.iloc[3:], 3, n_neg=1, exclude=r.iloc[:1], generator=2**64)
     with pytest.raises(ValueError, match=r"generator must lie in"):
         sample_negatives([0], interaction_matrix(r, values="ones"), 0, generator=-(2**63) - 1)
 

@@ -4,9 +4,20 @@ Every split returns ``(train, test)``: new frames with fresh ``RangeIndex``es, r
 original relative order, the input untouched. Nothing is encoded here: split the raw ratings,
 then fit an ``IdEncoder`` on ``train`` only.
 
-Per-user splits (``per_user=True``, :func:`stratified_split`) give each user
-``n_test = round(test_size * n)`` test ratings out of their ``n``, but at least one and at most
-``n - 1`` when ``n >= 2``; a user with a single rating stays in ``train`` only.
+Two rules hold for every split (DESIGN.md states them too):
+
+- **Order by time** (:func:`chronological_split`, :func:`leave_one_out`): rating *a* is later
+  than rating *b* when ``(timestamp, item_id, user_id)`` of *a* is larger, compared in that
+  order: at equal timestamps the larger ``item_id`` counts as later, then the larger
+  ``user_id`` (which only matters in the global split). The (user, item) pairs are unique, so
+  this is a total order: the split never depends on the row order.
+- **Test sizes**: out of ``n`` ratings (all of them for :func:`random_split` and the global
+  :func:`chronological_split`; each user's for ``per_user=True`` and :func:`stratified_split`),
+  ``n_test = floor(test_size * n + 1/2)`` (round half up), with ``test_size`` taken as the
+  decimal Python writes for it (``repr``: ``0.29`` is 29/100 exactly, so ``0.29 * 50 = 14.5``
+  gives 15 although the float product is ``14.499999999999998``), then clipped to
+  ``[1, n - 1]``. ``n = 1``: a user's single rating stays in ``train``; the global splits need
+  ``n >= 2``. :func:`leave_one_out` takes ``n_test = min(1, n - 1)`` per user.
 
 Input rules (checked by every split, vectorised; see ``recs_course.data._common``):
 
@@ -20,6 +31,8 @@ Input rules (checked by every split, vectorised; see ``recs_course.data._common`
 """
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -53,40 +66,52 @@ def _split(r: pd.DataFrame, test_mask: np.ndarray) -> tuple[pd.DataFrame, pd.Dat
     return train, test
 
 
+def _n_test(sizes: np.ndarray, test_size: float) -> np.ndarray:
+    """The test counts for groups of ``sizes`` ratings, by the rule of the module docstring.
+
+    ``floor(p / q * n + 1/2) = (2 p n + q) // (2 q)`` with ``p / q`` the decimal ``test_size``
+    in exact integers (int64 where it cannot overflow, else Python ints), clipped to
+    ``[min(1, n - 1), n - 1]``.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    p, q = Fraction(repr(float(test_size))).as_integer_ratio()
+    n = sizes
+    if sizes.size and 2 * p * int(sizes.max()) + q >= 2**63:
+        n = sizes.astype(object)
+    rounded = ((2 * p * n + q) // (2 * q)).astype(np.int64)
+    return np.clip(rounded, np.minimum(1, sizes - 1), sizes - 1)
+
+
 def _global_n_test(n: int, test_size: float) -> int:
     if n < 2:
         raise ValueError(f"cannot split {n} rating(s) into a train and a test set: need at least 2")
-    return int(min(max(round(test_size * n), 1), n - 1))
+    return int(_n_test(np.array([n]), test_size)[0])
 
 
 def _per_user_tail_mask(
-    user: np.ndarray, keys: tuple[np.ndarray, ...], n_test: np.ndarray | None, test_size: float
+    user: np.ndarray, keys: tuple[np.ndarray, ...], test_size: float | None
 ) -> np.ndarray:
     """Mark, for each user, the last ``n_test`` of their rows when sorted by ``keys``.
 
     ``keys`` are sort keys from least to most significant (as for ``np.lexsort``), the user
-    being added as the most significant. ``n_test=None`` applies the per-user rule of the
-    module docstring; otherwise it gives the count per user group (in sorted-user order).
+    being added as the most significant. ``n_test`` follows the rule of the module docstring
+    for ``test_size``; ``test_size=None`` means one per user with at least two rows.
     """
     order = np.lexsort((*keys, user))
     su = user[order]
-    starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]]) if len(su) else np.zeros(0, int)
+    starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
     sizes = np.diff(np.r_[starts, len(su)])
-    if n_test is None:
-        n_test = np.clip(
-            np.floor(test_size * sizes + 0.5).astype(np.int64), np.minimum(1, sizes - 1), sizes - 1
-        )
+    n_test = np.minimum(1, sizes - 1) if test_size is None else _n_test(sizes, test_size)
     rank = np.arange(len(su)) - np.repeat(starts, sizes)
-    mask_sorted = rank >= np.repeat(sizes - n_test, sizes)
     mask = np.empty(len(su), dtype=bool)
-    mask[order] = mask_sorted
+    mask[order] = rank >= np.repeat(sizes - n_test, sizes)
     return mask
 
 
 def random_split(
     r: pd.DataFrame, test_size: float = 0.2, seed: int | np.random.Generator = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A uniformly random ``test_size`` fraction of the rows (at least one, at most n-1) as test.
+    """A uniformly random set of ``n_test`` rows as test (count: module docstring).
 
     Users or items may end up in ``test`` only: handle them with
     ``IdEncoder.transform(test, unknown="drop")``.
@@ -104,35 +129,38 @@ def chronological_split(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split by time: the future is the test set.
 
-    ``per_user=False``: the latest ``test_size`` fraction of all ratings (by ``timestamp``;
-    equal timestamps keep their row order) is the test set, so every test rating is at least as
-    recent as every training rating. ``per_user=True``: each user's latest ratings, counted by
-    the per-user rule (module docstring), ties broken by the larger ``item_id``.
+    ``per_user=False``: the latest ``n_test`` of all ratings, so every test rating is at least
+    as recent as every training rating. ``per_user=True``: each user's latest ``n_test`` of
+    their ratings. "Latest" and ``n_test`` follow the order by time and the count rule of the
+    module docstring: at equal timestamps the larger ``item_id`` (then ``user_id``) is later.
     """
     per_user = check_flag("per_user", per_user)
     test_size = check_test_size(test_size)
     cols = check_ratings(r, timestamp=True, unique_pairs=_LEAK)
-    ts = cols.timestamp
-    pos = np.arange(len(r))
     if not per_user:
         n_test = _global_n_test(len(r), test_size)
-        order = np.lexsort((pos, ts))
-        mask = np.zeros(len(r), dtype=bool)
-        mask[order[len(r) - n_test :]] = True
+        ts = cols.timestamp
+        # The rows later than the cut's timestamp, plus the latest of the rows at that time by
+        # (item_id, user_id): the same rows as the tail of a full sort, in O(n) but for the tie.
+        cut = np.partition(ts, len(r) - n_test)[len(r) - n_test]
+        mask = ts > cut
+        tied = np.flatnonzero(ts == cut)
+        order = np.lexsort((cols.user[tied], cols.item[tied]))
+        mask[tied[order[len(tied) - (n_test - int(mask.sum())) :]]] = True
         return _split(r, mask)
     if len(r) == 0:
         raise ValueError("cannot split an empty ratings frame")
-    mask = _per_user_tail_mask(cols.user, (pos, cols.item, ts), None, test_size)
+    mask = _per_user_tail_mask(cols.user, (cols.item, cols.timestamp), test_size)
     return _split(r, mask)
 
 
 def leave_one_out(r: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out each user's latest rating (the NCF protocol).
 
-    The latest is the largest ``timestamp``; among ratings with the same timestamp the one with
-    the larger ``item_id`` is taken (the later row only breaks ties that remain, which unique
-    (user, item) pairs never leave), so the choice never depends on row order. Users with a
-    single rating keep it in ``train`` and have no test rating.
+    The latest by the order by time of the module docstring: the largest ``timestamp``, and
+    among ratings with the same timestamp the one with the larger ``item_id``, so the choice
+    never depends on row order. Users with a single rating keep it in ``train`` and have no
+    test rating.
 
     Returns:
         ``(train, test)`` with at most one test row per user.
@@ -140,31 +168,24 @@ def leave_one_out(r: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     cols = check_ratings(r, timestamp=True, unique_pairs=_LEAK)
     if len(r) == 0:
         raise ValueError("cannot split an empty ratings frame")
-    user = cols.user
-    keys = (np.arange(len(r)), cols.item, cols.timestamp)
-    order = np.lexsort((*keys, user))
-    su = user[order]
-    last = np.r_[su[1:] != su[:-1], True]
-    first = np.r_[True, su[1:] != su[:-1]]
-    mask = np.zeros(len(r), dtype=bool)
-    mask[order[last & ~first]] = True
+    mask = _per_user_tail_mask(cols.user, (cols.item, cols.timestamp), None)
     return _split(r, mask)
 
 
 def stratified_split(
     r: pd.DataFrame, test_size: float = 0.2, seed: int | np.random.Generator = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A random ``test_size`` fraction of each user's ratings as test.
+    """A random ``n_test`` of each user's ratings as test (count: module docstring).
 
-    Every user with at least two ratings has at least one rating in each part (counts by the
-    per-user rule in the module docstring); users with one rating stay in ``train``.
+    Every user with at least two ratings has at least one rating in each part; users with one
+    rating stay in ``train``.
     """
     test_size = check_test_size(test_size)
     cols = check_ratings(r, unique_pairs=_LEAK)
     if len(r) == 0:
         raise ValueError("cannot split an empty ratings frame")
     noise = numpy_rng(seed).random(len(r))
-    mask = _per_user_tail_mask(cols.user, (noise,), None, test_size)
+    mask = _per_user_tail_mask(cols.user, (noise,), test_size)
     return _split(r, mask)
 
 
