@@ -57,7 +57,9 @@ BUILDERS = {
     "NCFMLP": lambda: NCFMLP(N_USERS, N_ITEMS, layers=(6, 3)),
     "NeuMF": lambda: NeuMF(N_USERS, N_ITEMS, dim=3, layers=(6, 3)),
     "Popularity": lambda: Popularity.from_interactions(*_interactions(), N_USERS, N_ITEMS),
-    "NGCF": lambda: NGCF.from_interactions(*_interactions(), N_USERS, N_ITEMS, dim=3, layers=(3,)),
+    "NGCF": lambda: NGCF.from_interactions(
+        *_interactions(), N_USERS, N_ITEMS, dim=3, layer_dims=(3,)
+    ),
     "LightGCN": lambda: LightGCN.from_interactions(
         *_interactions(), N_USERS, N_ITEMS, dim=3, n_layers=2
     ),
@@ -271,6 +273,7 @@ def _column_major_sum_duplicates(monkeypatch):
     monkeypatch.setattr(sp.coo_matrix, "sum_duplicates", column_major)
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 def test_adjacency_is_sorted_row_major_whatever_scipy_does(monkeypatch):
     users, items = _interactions()
     reference = normalized_adjacency(users, items, N_USERS, N_ITEMS).to_dense()

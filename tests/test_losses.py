@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from recs_course.losses import LOSSES, bce_loss, bpr_loss, get_loss, masked_mse_loss, mse_loss
@@ -155,3 +156,57 @@ def test_half_precision_scores_are_compared_in_float32():
     assert loss.dtype == torch.float32
     expected = ((model.table.data.float() - ratings) ** 2).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+class PenalisedScores(FixedScores):
+    """A model with a penalty of the rows a batch touches: records what each loss passes."""
+
+    def __init__(self, scores: torch.Tensor, reg: float) -> None:
+        super().__init__(scores)
+        self.reg = reg
+        self.calls: list[int] = []
+
+    def regularization(self, users, *items):
+        self.calls.append(len(items))
+        return self.reg * sum(self.table[i].pow(2).sum() for i in items)
+
+
+def test_every_pair_loss_adds_the_models_regularization():
+    model = PenalisedScores(torch.tensor([0.5, -1.0, 2.0]), reg=0.1)
+    users, items = torch.zeros(3, dtype=torch.long), torch.arange(3)
+    penalty = 0.1 * (0.25 + 1.0 + 4.0)
+    labels, ratings = torch.tensor([1.0, 0.0, 1.0]), torch.tensor([1.0, 0.0, 2.5])
+    expected_bce = F.binary_cross_entropy_with_logits(model.table, labels) + penalty
+    expected_mse = F.mse_loss(model.table, ratings) + penalty
+    assert bce_loss(model, (users, items, labels)).item() == pytest.approx(expected_bce.item())
+    assert mse_loss(model, (users, items, ratings)).item() == pytest.approx(expected_mse.item())
+    bpr = bpr_loss(model, (users, items, torch.tensor([2, 0, 1])))
+    expected_bpr = -F.logsigmoid(model.table - model.table[[2, 0, 1]]).mean() + 2 * penalty
+    assert bpr.item() == pytest.approx(expected_bpr.item())
+    assert model.calls == [1, 1, 2]  # (users, items) pointwise, (users, pos, neg) for BPR
+
+
+def test_the_base_classs_zero_penalty_is_not_even_called():
+    from recs_course.models import MF
+
+    model = MF(3, 4, dim=2)
+    calls = []
+    original = model.regularization
+    model.regularization = lambda *args: calls.append(args) or original(*args)
+    batch = (torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([1.0, 0.0]))
+    reference = F.binary_cross_entropy_with_logits(model(*batch[:2]), batch[2])
+    assert bce_loss(model, batch).item() == reference.item()
+    assert calls == []  # Recommender.regularization is 0: no call, no second index check
+
+
+def test_bpr_with_k_negatives_on_a_model_without_pair_scores():
+    scores = torch.tensor([2.0, 0.5, -1.0, 1.0, 0.0])
+    model = FixedScores(scores)
+    users, pos = torch.zeros(2, dtype=torch.long), torch.tensor([0, 1])
+    neg = torch.tensor([[2, 3, 4], [4, 4, 2]])
+    naive = torch.stack(
+        [-F.logsigmoid(scores[p] - scores[n]) for p, row in zip(pos, neg, strict=True) for n in row]
+    ).mean()
+    assert bpr_loss(model, (users, pos, neg)).item() == pytest.approx(naive.item(), rel=1e-6)
+    with pytest.raises(ValueError, match=r"\(B,\) or \(B, K\)"):
+        bpr_loss(model, (users, pos, neg[:1]))

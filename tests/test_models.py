@@ -59,7 +59,7 @@ def _build(name: str) -> Recommender:
         "NCFMLP-flat": lambda: NCFMLP(N_USERS, N_ITEMS, layers=(8,)),
         "NeuMF-flat": lambda: NeuMF(N_USERS, N_ITEMS, dim=4, layers=(6,)),
         "Popularity": lambda: Popularity.from_interactions(users, items, N_USERS, N_ITEMS),
-        "NGCF": lambda: NGCF(N_USERS, N_ITEMS, adjacency, dim=4, layers=(4, 3)),
+        "NGCF": lambda: NGCF(N_USERS, N_ITEMS, adjacency, dim=4, layer_dims=(4, 3)),
         "LightGCN": lambda: LightGCN(N_USERS, N_ITEMS, adjacency, dim=4, n_layers=2),
         "AutoRec-item": lambda: AutoRec(N_USERS, N_ITEMS, _ratings_csr(), hidden=5),
         "AutoRec-user": lambda: AutoRec(
@@ -476,3 +476,103 @@ def test_implicit_models_learn(build):
     )
     assert first == pytest.approx(np.log(2), abs=0.02)  # logits start near 0
     assert last < 0.7 * first
+
+
+# --------------------------------------------------------------------------------------------
+# Several negatives per positive (the sampled view of BPR), against a naive loop
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_bpr_with_k_negatives_equals_a_naive_loop(name):
+    from recs_course.losses import bpr_loss
+
+    model = _build(name).eval()
+    users = torch.tensor([0, 1, 4, 5])
+    pos = torch.tensor([2, 3, 8, 0])
+    neg = torch.tensor([[5, 6, 1], [0, 7, 7], [1, 2, 3], [8, 4, 6]])
+    with torch.no_grad():
+        pos_scores, neg_scores = model.pair_scores(users, pos, neg)
+        terms = []
+        for b in range(len(users)):
+            u = users[b : b + 1]
+            s_pos = model(u, pos[b : b + 1])
+            torch.testing.assert_close(pos_scores[b : b + 1], s_pos)
+            for k in range(neg.shape[1]):
+                s_neg = model(u, neg[b, k : k + 1])
+                torch.testing.assert_close(neg_scores[b, k : k + 1], s_neg)
+                terms.append(-F.logsigmoid(s_pos - s_neg))
+        expected = torch.cat(terms).mean() + model.regularization(users, pos, neg)
+        torch.testing.assert_close(bpr_loss(model, (users, pos, neg)), expected)
+
+
+# --------------------------------------------------------------------------------------------
+# regularization(users, *items), from_interactions, sparse MF
+
+
+@pytest.mark.parametrize("name", ["MF", "NeuMF", "AutoRec-item", "Popularity"])
+def test_the_default_regularization_is_zero_for_any_batch_layout(name):
+    model = _build(name)
+    users, items = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+    assert model.regularization(users, items) == 0
+    assert model.regularization(users, items, torch.tensor([[1, 2], [3, 4], [5, 6]])) == 0
+    with pytest.raises(ValueError, match=r"items must have shape \(B,\) or \(B, K\) with B = 3"):
+        model.regularization(users, items[:2])
+    with pytest.raises(ValueError, match=r"items must lie in \[0, 9\)"):
+        model.regularization(users, torch.tensor([0, 1, 9]))
+
+
+def test_models_built_on_training_data_share_one_constructor():
+    import inspect
+
+    users, items = _interactions()
+    keys = np.unique(users.numpy() * N_ITEMS + items.numpy())
+    u, i = keys // N_ITEMS, keys % N_ITEMS
+    values = (np.arange(keys.size) % 5 + 1).astype(np.float32)
+    for cls in (NGCF, LightGCN, AutoRec, Popularity):
+        params = list(inspect.signature(cls.from_interactions).parameters)
+        assert params[:4] == ["users", "items", "n_users", "n_items"], cls
+    torch.manual_seed(0)
+    graph = LightGCN.from_interactions(users, items, N_USERS, N_ITEMS, dim=4)
+    torch.manual_seed(0)
+    direct = LightGCN(N_USERS, N_ITEMS, normalized_adjacency(users, items, N_USERS, N_ITEMS), dim=4)
+    assert torch.equal(
+        graph.score_all(torch.arange(N_USERS)), direct.score_all(torch.arange(N_USERS))
+    )
+    torch.manual_seed(0)
+    autorec = AutoRec.from_interactions(u, i, N_USERS, N_ITEMS, values=values, hidden=5)
+    torch.manual_seed(0)
+    matrix = AutoRec(N_USERS, N_ITEMS, _ratings_csr(), hidden=5)
+    assert torch.equal(autorec.values, matrix.values) and repr(autorec) == repr(matrix)
+
+
+def test_sparse_mf_gives_sparse_gradients_for_the_rows_a_batch_touches():
+    from recs_course.losses import bpr_loss, mse_loss
+
+    torch.manual_seed(0)
+    model = MF(N_USERS, N_ITEMS, dim=4, sparse=True, init_std=0.5)
+    dense_twin = MF(N_USERS, N_ITEMS, dim=4, init_std=0.5)
+    dense_twin.load_state_dict(model.state_dict())
+    users, items, ratings = torch.tensor([0, 2, 2]), torch.tensor([1, 5, 8]), torch.ones(3)
+    for m in (model, dense_twin):
+        mse_loss(m, (users, items, ratings)).backward()
+    tables = ["user_embedding", "item_embedding", "user_bias", "item_bias"]
+    for table in tables:
+        grad = getattr(model, table).weight.grad
+        assert grad.is_sparse, table
+        dense_grad = getattr(dense_twin, table).weight.grad
+        torch.testing.assert_close(grad.to_dense(), dense_grad)
+        touched = grad.coalesce().indices()[0].unique().tolist()
+        assert touched == sorted(set((users if "user" in table else items).tolist())), table
+    assert not model.global_bias.grad.is_sparse  # the one dense parameter
+    model.zero_grad(set_to_none=True)
+    bpr_loss(model, (users, items, torch.tensor([[0, 3], [4, 4], [6, 7]]))).backward()
+    assert model.item_embedding.weight.grad.is_sparse
+    touched = set(model.item_embedding.weight.grad.coalesce().indices()[0].tolist())
+    assert touched == {0, 1, 3, 4, 5, 6, 7, 8}  # pos and the (B, K) negatives
+    # a sparse-aware optimiser steps only the touched rows
+    before = model.user_embedding.weight.detach().clone()
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    changed = (model.user_embedding.weight.detach() != before).any(1).nonzero().squeeze(1)
+    assert changed.tolist() == [0, 2]
+    with pytest.raises(ValueError, match="sparse must be True or False"):
+        MF(N_USERS, N_ITEMS, sparse="yes")

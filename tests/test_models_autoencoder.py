@@ -92,7 +92,7 @@ def test_masked_loss_counts_observed_ratings_only():
 
 
 def test_unknown_users_and_items_fall_back_to_the_mean_and_clip():
-    model = _model("item", y_range=(1.0, 5.0))
+    model = _model("item", clip=(1.0, 5.0))
     with torch.no_grad():
         model.network[-2].bias.fill_(100.0)  # reconstructions far above the range
         table = model.score_all(torch.arange(N_USERS))
@@ -133,7 +133,7 @@ def test_rating_inputs_of_every_kind_agree():
         ({"hidden": 0}, "hidden"),
         ({"hidden": (8, 0, 8)}, r"hidden\[1\]"),
         ({"dropout": 1.0}, "dropout"),
-        ({"y_range": (5.0, 1.0)}, "low < high"),
+        ({"clip": (5.0, 1.0)}, r"clip must be finite with low < high"),
     ],
 )
 def test_autorec_rejects_bad_arguments(kwargs, match):
@@ -179,3 +179,105 @@ def test_autorec_learns_to_reconstruct(based):
     with torch.no_grad():
         last = model.masked_loss(rows).item()
     assert last < 0.2 * first
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring passes, the constructor from interactions, renamed arguments
+
+
+def _counting_reconstructions(model: AutoRec) -> list[int]:
+    """Count the items (rows) the model reconstructs."""
+    rows: list[int] = []
+    original = model._reconstruct
+
+    def reconstruct(idx):
+        rows.append(idx.numel())
+        return original(idx)
+
+    model._reconstruct = reconstruct
+    return rows
+
+
+def test_item_based_scoring_pass_reconstructs_every_item_once():
+    model = _model("item", clip=(1.0, 5.0))
+    counted = _counting_reconstructions(model)
+    users = [torch.tensor([0, 2]), torch.tensor([1, 3])]
+    pairs = (torch.tensor([0, 1, 2, 3, 2]), torch.tensor([4, 3, 2, 1, 0]))
+    with torch.no_grad():
+        plain = [model.score_all(u) for u in users]
+        plain_pairs = model(*pairs)
+        assert sum(counted) == 2 * N_ITEMS + 5  # every item per score_all call, + the pairs'
+        del counted[:]
+        with model.scoring_pass():
+            shared = [model.score_all(u) for u in users]
+            shared_pairs = model(*pairs)
+        assert counted == [N_ITEMS]  # once, for the whole pass
+        model(*pairs)
+        assert len(counted) == 2  # dropped on exit
+    for a, b in zip(plain, shared, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(plain_pairs, shared_pairs, rtol=1e-6, atol=1e-6)
+
+
+def test_a_scoring_pass_changes_nothing_where_nothing_is_shared():
+    user_based = _model("user")
+    counted = _counting_reconstructions(user_based)
+    with torch.no_grad(), user_based.scoring_pass():
+        user_based.score_all(torch.tensor([0, 1]))
+        user_based.score_all(torch.tensor([2]))
+    assert counted == [2, 1]  # user-based: each call's own users, as outside a pass
+    big = _model("item")
+    big.max_pass_entries = N_USERS * N_ITEMS - 1  # a table too large to keep
+    counted = _counting_reconstructions(big)
+    with torch.no_grad(), big.scoring_pass():
+        big.score_all(torch.tensor([0])), big.score_all(torch.tensor([1]))
+    assert counted == [N_ITEMS, N_ITEMS]
+
+
+def test_evaluators_reconstruct_once_per_evaluation():
+    from recs_course.evaluation import evaluate_ratings
+
+    model = _model("item")
+    counted = _counting_reconstructions(model)
+    users, items = np.nonzero(DENSE)
+    ratings = DENSE[users, items]
+    result = evaluate_ratings(model, users, items, ratings)
+    assert counted == [N_ITEMS]  # one table (whatever the number of batches)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(users), torch.from_numpy(items)).numpy()
+    assert result["RMSE"] == pytest.approx(float(np.sqrt(np.mean((pred - ratings) ** 2))), rel=1e-5)
+
+
+def test_from_interactions_equals_the_rating_matrix_constructor():
+    users, items = np.nonzero(DENSE)
+    values = DENSE[users, items]
+    torch.manual_seed(0)
+    built = AutoRec.from_interactions(
+        users, items, N_USERS, N_ITEMS, values=torch.from_numpy(values), hidden=3, clip=(1, 5)
+    ).eval()
+    reference = _model("item", clip=(1, 5))
+    assert repr(built) == repr(reference)
+    idx = torch.arange(N_ITEMS)
+    torch.testing.assert_close(built.rows(idx), reference.rows(idx))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            built.score_all(torch.arange(N_USERS)), reference.score_all(torch.arange(N_USERS))
+        )
+    with pytest.raises(ValueError, match="repeated"):
+        AutoRec.from_interactions([0, 0], [1, 1], N_USERS, N_ITEMS, values=[4.0, 5.0])
+    with pytest.raises(ValueError, match="same length"):
+        AutoRec.from_interactions([0, 1], [1, 2], N_USERS, N_ITEMS, values=[4.0])
+    with pytest.raises(ValueError, match=r"items must lie in \[0, 5\)"):
+        AutoRec.from_interactions([0], [5], N_USERS, N_ITEMS, values=[4.0])
+    with pytest.raises(ValueError, match="NaN"):
+        AutoRec.from_interactions([0], [1], N_USERS, N_ITEMS, values=[float("nan")])
+    with pytest.raises(TypeError, match="values"):
+        AutoRec.from_interactions([0], [1], N_USERS, N_ITEMS)
+
+
+def test_clip_is_the_new_name_of_y_range_and_is_in_the_repr():
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'y_range'.*clip="):
+        AutoRec(N_USERS, N_ITEMS, DENSE, y_range=(1.0, 5.0))
+    clipped, free = _model("item", clip=(1.0, 5.0)), _model("item")
+    assert "clip=(1.0, 5.0)" in repr(clipped) and "clip=None" in repr(free)
+    assert repr(clipped) != repr(free)  # a checkpoint of one is refused by the other

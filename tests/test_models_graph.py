@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from recs_course.models import NGCF, LightGCN, laplacian, normalized_adjacency
+from recs_course.models import NGCF, LightGCN, Recommender, laplacian, normalized_adjacency
 
 # 3 users, 4 items. User 2 and item 3 have no interactions; (0, 1) appears twice.
 USERS = np.array([0, 0, 1, 1, 0])
@@ -103,7 +103,7 @@ def test_lightgcn_propagation_equals_a_numpy_reference():
 def test_ngcf_propagation_equals_the_papers_formula():
     users, items, adjacency = _graph()
     torch.manual_seed(0)
-    model = NGCF(8, 10, adjacency, dim=4, layers=(5, 3), node_dropout=0.3, message_dropout=0.3)
+    model = NGCF(8, 10, adjacency, dim=4, layer_dims=(5, 3), node_dropout=0.3, message_dropout=0.3)
     model.eval()
     with torch.no_grad():
         for param in model.parameters():  # non-zero biases too
@@ -127,7 +127,7 @@ def test_ngcf_propagation_equals_the_papers_formula():
 def test_ngcf_dropout_only_in_training():
     _, _, adjacency = _graph()
     torch.manual_seed(0)
-    model = NGCF(8, 10, adjacency, dim=4, layers=(4, 4), node_dropout=0.5, message_dropout=0.0)
+    model = NGCF(8, 10, adjacency, dim=4, layer_dims=(4, 4), node_dropout=0.5, message_dropout=0.0)
     users = torch.arange(8)
     model.eval()
     first, second = model.score_all(users), model.score_all(users)
@@ -136,7 +136,7 @@ def test_ngcf_dropout_only_in_training():
     dropped, dropped_again = model.score_all(users), model.score_all(users)
     assert not torch.equal(dropped, first)
     assert not torch.equal(dropped, dropped_again)
-    quiet = NGCF(8, 10, adjacency, dim=4, layers=(4,), node_dropout=0.0, message_dropout=0.0)
+    quiet = NGCF(8, 10, adjacency, dim=4, layer_dims=(4,), node_dropout=0.0, message_dropout=0.0)
     torch.testing.assert_close(quiet.train().score_all(users), quiet.eval().score_all(users))
 
 
@@ -176,12 +176,68 @@ def test_graph_regularization_is_l2_of_the_ego_embeddings(cls):
 def test_graph_models_keep_the_adjacency_as_a_buffer_outside_checkpoints(cls):
     users, items, adjacency = _graph()
     model = cls.from_interactions(users, items, 8, 10, dim=4).eval()
-    assert "adjacency" in dict(model.named_buffers())
-    assert "adjacency" not in model.state_dict()
+    buffers = dict(model.named_buffers())
+    # symmetric, on the CPU: kept once, as CSR with int32 indices (what the product takes)
+    assert {"csr_crow_indices", "csr_col_indices", "csr_values"} <= set(buffers)
+    assert model.adjacency_coo is None and "adjacency_coo" not in buffers
+    assert model.csr_crow_indices.dtype == model.csr_col_indices.dtype == torch.int32
+    assert not any("adjacency" in k or k.startswith("csr_") for k in model.state_dict())
+    assert model.adjacency.layout == torch.sparse_coo and model.adjacency.is_coalesced()
     torch.testing.assert_close(model.adjacency.to_dense(), adjacency.to_dense())
     clone = cls(8, 10, sp.csr_matrix(adjacency.to_dense().numpy()), dim=4).eval()
     clone.load_state_dict(model.state_dict())
     torch.testing.assert_close(clone.score_all(torch.arange(8)), model.score_all(torch.arange(8)))
+
+
+def test_the_product_uses_the_kept_csr_without_converting_it():
+    """The CPU kernel takes int32 indices: kept as int32, nothing is copied per product."""
+    _, _, adjacency = _graph(n=200, n_users=40, n_items=50)
+    model = LightGCN(40, 50, adjacency, dim=8, n_layers=2)
+    dense = torch.randn(90, 8, requires_grad=True)
+    model.spmm(dense)  # warm-up
+    with torch.profiler.profile() as prof:
+        out = model.spmm(dense)
+        out.sum().backward()
+    names = {event.name for event in prof.events()}
+    assert "aten::_to_copy" not in names and "aten::to_sparse_csr" not in names, names
+    torch.testing.assert_close(out, adjacency.to_dense() @ dense)
+    torch.testing.assert_close(dense.grad, adjacency.to_dense().T @ torch.ones(90, 8))
+
+
+def test_the_format_follows_the_device(monkeypatch):
+    """CSR where the product uses it (CPU, CUDA), COO elsewhere (MPS): one format at a time."""
+    from recs_course.models import graph
+
+    _, _, adjacency = _graph()
+    torch.manual_seed(0)
+    model = LightGCN(8, 10, adjacency, dim=4, n_layers=2)
+    users = torch.arange(8)
+    with torch.no_grad():
+        expected = model.score_all(users)
+    monkeypatch.setattr(graph, "_CSR_DEVICES", ())  # as if the device had no CSR product
+    model.float()  # any .to() / .float() re-settles the format
+    assert model.csr_values is None and model.csr_col_indices is None
+    assert model.adjacency_coo is not None and model.adjacency_coo.is_coalesced()
+    with torch.no_grad():
+        torch.testing.assert_close(model.score_all(users), expected)
+    monkeypatch.undo()
+    model.float()
+    assert model.adjacency_coo is None and model.csr_col_indices.dtype == torch.int32
+    double = model.double()
+    assert double.csr_values.dtype == torch.float64 and double.adjacency.dtype == torch.float64
+    with torch.no_grad():
+        torch.testing.assert_close(double.score_all(users), expected.double())
+
+
+def _coo_twin(model):
+    """A copy that multiplies with torch.sparse.mm on COO (the generic path) instead of CSR."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    twin._symmetric = False
+    twin._settle_format()
+    assert twin.csr_values is None and twin.adjacency_coo is not None
+    return twin
 
 
 def test_graph_models_check_their_arguments():
@@ -198,15 +254,15 @@ def test_graph_models_check_their_arguments():
         NGCF(8, 10, adjacency, node_dropout=1.0)
     with pytest.raises(ValueError, match="message_dropout"):
         NGCF(8, 10, adjacency, message_dropout=-0.1)
-    with pytest.raises(ValueError, match="layers"):
-        NGCF(8, 10, adjacency, layers=())
+    with pytest.raises(ValueError, match="layer_dims"):
+        NGCF(8, 10, adjacency, layer_dims=())
 
 
 @pytest.mark.parametrize(
     "build",
     [
         lambda a: LightGCN(12, 15, a, dim=8, n_layers=2, reg=1e-4),
-        lambda a: NGCF(12, 15, a, dim=8, layers=(8, 8), node_dropout=0.1, message_dropout=0.1),
+        lambda a: NGCF(12, 15, a, dim=8, layer_dims=(8, 8), node_dropout=0.1, message_dropout=0.1),
     ],
 )
 def test_graph_models_learn_with_bpr(build):
@@ -244,23 +300,30 @@ def test_graph_models_learn_with_bpr(build):
     assert table[6:, 7:].mean() > table[6:, :7].mean()
 
 
-@pytest.mark.parametrize("cls", [LightGCN, NGCF])
-def test_fast_symmetric_propagation_has_the_gradients_of_sparse_mm(cls):
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [
+        (LightGCN, {}),
+        (NGCF, {"node_dropout": 0.0, "message_dropout": 0.0}),
+        (NGCF, {"node_dropout": 0.4, "message_dropout": 0.0}),  # a dropped L is not symmetric
+    ],
+)
+def test_fast_symmetric_propagation_has_the_gradients_of_sparse_mm(cls, kwargs):
     users, items, adjacency = _graph(seed=3)
     torch.manual_seed(0)
-    kwargs = {"node_dropout": 0.0, "message_dropout": 0.0} if cls is NGCF else {}
-    model = cls(8, 10, adjacency, dim=4, **kwargs)
-    assert model._symmetric
-    fast = model.propagate()
-    (fast[0].pow(2).sum() + fast[1].sum()).backward()
-    grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    model._symmetric = False  # force torch.sparse.mm
-    slow = model.propagate()
-    (slow[0].pow(2).sum() + slow[1].sum()).backward()
-    torch.testing.assert_close(fast, slow)
-    for fast_grad, param in zip(grads, model.parameters(), strict=True):
-        torch.testing.assert_close(fast_grad, param.grad)
+    model = cls(8, 10, adjacency, dim=4, **kwargs).train()
+    assert model._symmetric and model.csr_values is not None
+    twin = _coo_twin(model).train()
+    outputs, grads = [], []
+    for m in (model, twin):
+        torch.manual_seed(7)  # the same node dropout draws
+        fast = m.propagate()
+        (fast[0].pow(2).sum() + fast[1].sum()).backward()
+        outputs.append(fast)
+        grads.append([p.grad.clone() for p in m.parameters()])
+    torch.testing.assert_close(outputs[0], outputs[1])
+    for fast_grad, slow_grad in zip(*grads, strict=True):
+        torch.testing.assert_close(fast_grad, slow_grad)
 
 
 def test_an_asymmetric_adjacency_keeps_exact_gradients():
@@ -297,3 +360,215 @@ def test_read_only_index_arrays_are_accepted_without_a_warning():
         model = LightGCN(N_USERS, N_ITEMS, adjacency, dim=2)
         model.propagate()[0].sum().backward()
     np.testing.assert_allclose(adjacency.to_dense().numpy(), _dense_reference(), rtol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# One propagation per scoring pass
+
+
+def _counting(model):
+    """Count the model's propagations (the instance attribute shadows the method)."""
+    calls = []
+    original = model.propagate
+
+    def propagate():
+        calls.append(1)
+        return original()
+
+    model.propagate = propagate
+    return calls
+
+
+@pytest.mark.parametrize("cls", [NGCF, LightGCN])
+def test_a_scoring_pass_propagates_once_and_scores_as_without_it(cls):
+    users, items, adjacency = _graph(n=60, n_users=12, n_items=10)
+    torch.manual_seed(0)
+    model = cls(12, 10, adjacency, dim=4).eval()
+    calls = _counting(model)
+    batches = [torch.arange(0, 5), torch.arange(5, 12)]
+    pos, neg = torch.tensor([1, 2, 3, 4, 5]), torch.tensor([[0, 9], [8, 7], [6, 5], [4, 3], [2, 1]])
+    with torch.no_grad():
+        plain = [model.score_all(b) for b in batches]
+        plain_pairs = model.pair_scores(batches[0], pos, neg)
+        plain_forward = model(batches[0], pos)
+        assert len(calls) == 4  # outside a pass: every call propagates
+        del calls[:]
+        with model.scoring_pass():
+            shared = [model.score_all(b) for b in batches]
+            shared_pairs = model.pair_scores(batches[0], pos, neg)
+            shared_forward = model(batches[0], pos)
+            with model.scoring_pass():  # nested: still the same propagation
+                model.score_all(batches[1])
+        assert len(calls) == 1
+        model.score_all(batches[0])  # after the block: dropped
+        assert len(calls) == 2 and "_pass_values" not in model.__dict__
+    for a, b in zip(plain, shared, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(plain_pairs[0], shared_pairs[0])
+    assert torch.equal(plain_pairs[1], shared_pairs[1])
+    assert torch.equal(plain_forward, shared_forward)
+
+
+@pytest.mark.parametrize("cls", [NGCF, LightGCN])
+def test_evaluate_full_propagates_once_at_the_default_batch_size(cls, monkeypatch):
+    from recs_course.evaluation import evaluate_full
+
+    n_users, n_items = 2100, 6  # more users than one default batch (1024): 3 batches
+    gen = np.random.default_rng(0)
+    train_items = gen.integers(0, n_items, n_users)
+    test_items = (train_items + 1 + gen.integers(0, n_items - 1, n_users)) % n_items
+    ones, rows = np.ones(n_users), np.arange(n_users)
+    train = sp.csr_matrix((ones, (rows, train_items)), (n_users, n_items))
+    test = sp.csr_matrix((ones, (rows, test_items)), (n_users, n_items))
+    torch.manual_seed(0)
+    model = cls.from_interactions(rows, train_items, n_users, n_items, dim=4)
+    calls = _counting(model)
+    cached = evaluate_full(model, train, test, ks=(3,))
+    assert len(calls) == 1
+    del calls[:]
+    # the base class's no-op: one propagation per batch of users
+    monkeypatch.setattr(cls, "scoring_pass", Recommender.scoring_pass)
+    uncached = evaluate_full(model, train, test, ks=(3,))
+    assert len(calls) == 3
+    assert cached == uncached
+    assert model.training  # the evaluator restored the mode
+
+
+@pytest.mark.parametrize("cls", [NGCF, LightGCN])
+def test_outside_eval_mode_or_with_autograd_a_pass_shares_nothing(cls):
+    _, _, adjacency = _graph()
+    torch.manual_seed(0)
+    model = cls(8, 10, adjacency, dim=4)
+    calls = _counting(model)
+    users = torch.arange(8)
+    with model.scoring_pass():
+        model.train()
+        with torch.no_grad():
+            model.score_all(users), model.score_all(users)  # training: dropout differs per call
+        model.eval()
+        model.score_all(users).sum().backward()  # autograd on: a fresh graph each call
+        model.score_all(users).sum().backward()
+        assert model.user_embedding.weight.grad is not None
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize("cls", [NGCF, LightGCN])
+def test_changed_weights_inside_a_pass_are_seen(cls):
+    _, _, adjacency = _graph()
+    torch.manual_seed(0)
+    model = cls(8, 10, adjacency, dim=4).eval()
+    users = torch.arange(8)
+    with torch.no_grad(), model.scoring_pass():
+        before = model.score_all(users)
+        model.user_embedding.weight.mul_(2.0)  # in place: a new version
+        after = model.score_all(users)
+        model.adjacency = normalized_adjacency(*_graph(seed=5)[:2], 8, 10)  # a new graph
+        other_graph = model.score_all(users)
+    assert not torch.allclose(before, after)
+    assert not torch.allclose(after, other_graph)
+    with torch.no_grad():
+        torch.testing.assert_close(model.score_all(users), other_graph)
+
+
+# --------------------------------------------------------------------------------------------
+# Mixed precision
+
+
+@pytest.mark.parametrize("cls", [NGCF, LightGCN])
+def test_graph_models_run_under_cpu_autocast_close_to_float32(cls):
+    _, _, adjacency = _graph(n=120, n_users=20, n_items=25)
+    torch.manual_seed(0)
+    model = cls(20, 25, adjacency, dim=8, reg=1e-3).eval()
+    users = torch.arange(20)
+    with torch.no_grad():
+        reference = model.score_all(users)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model.score_all(users)
+            side = model.spmm(model.ego_embeddings().bfloat16())
+    assert side.dtype == torch.float32  # the sparse product runs in the adjacency's float32
+    scale = reference.abs().max()
+    assert (mixed.float() - reference).abs().max() < 0.02 * scale
+    # and it trains: BPR under autocast, finite gradients for every parameter
+    model.train()
+    pos, neg = torch.randint(0, 25, (20,)), torch.randint(0, 25, (20, 3))
+    from recs_course.losses import bpr_loss
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = bpr_loss(model, (users, pos, neg))
+    loss.backward()
+    for param in model.parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Regularisation, whatever the loss
+
+
+@pytest.mark.parametrize("cls", [NGCF, LightGCN])
+def test_every_pair_loss_adds_the_graph_regularization(cls):
+    from recs_course.losses import bce_loss, bpr_loss, mse_loss
+
+    _, _, adjacency = _graph()
+    torch.manual_seed(0)
+    model = cls(8, 10, adjacency, dim=4, reg=0.5).eval()
+    users, items = torch.tensor([0, 1, 1, 7]), torch.tensor([2, 3, 4, 9])
+    labels, ratings = torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.tensor([4.0, 2.0, 5.0, 1.0])
+    penalty = (
+        0.5
+        * (
+            model.user_embedding.weight[users].pow(2).sum()
+            + model.item_embedding.weight[items].pow(2).sum()
+        )
+        / 2
+        / 4
+    )
+    torch.testing.assert_close(model.regularization(users, items), penalty)
+    scores = model(users, items)
+    torch.testing.assert_close(
+        bce_loss(model, (users, items, labels)),
+        F.binary_cross_entropy_with_logits(scores, labels) + penalty,
+    )
+    torch.testing.assert_close(
+        mse_loss(model, (users, items, ratings)), F.mse_loss(scores, ratings) + penalty
+    )
+    neg = torch.tensor([[5, 6], [7, 8], [0, 1], [2, 3]])
+    pos_scores, neg_scores = model.pair_scores(users, items, neg)
+    many = (
+        0.5
+        * (
+            model.user_embedding.weight[users].pow(2).sum()
+            + model.item_embedding.weight[items].pow(2).sum()
+            + model.item_embedding.weight[neg].pow(2).sum()
+        )
+        / 2
+        / 4
+    )
+    torch.testing.assert_close(
+        bpr_loss(model, (users, items, neg)),
+        -F.logsigmoid(pos_scores.unsqueeze(1) - neg_scores).mean() + many,
+    )
+    assert bce_loss(model.requires_grad_(True), (users, items, labels)).requires_grad
+
+
+def test_renamed_arguments_say_what_to_use_now():
+    _, _, adjacency = _graph()
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'layers'.*layer_dims"):
+        NGCF(8, 10, adjacency, layers=(4,))
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'width'$"):
+        NGCF(8, 10, adjacency, width=4)
+    model = NGCF(8, 10, adjacency, dim=4, layer_dims=(3, 2))
+    assert "layer_dims=(3, 2)" in repr(model) and model.out_dim == 9
+
+
+def test_a_copy_made_inside_a_pass_is_outside_it():
+    import copy
+
+    _, _, adjacency = _graph()
+    model = LightGCN(8, 10, adjacency, dim=4).eval()
+    with torch.no_grad(), model.scoring_pass():
+        model.score_all(torch.arange(3))
+        twin = copy.deepcopy(model)
+    calls = _counting(twin)
+    with torch.no_grad():
+        twin.score_all(torch.arange(3)), twin.score_all(torch.arange(3))
+    assert len(calls) == 2 and "_pass_values" not in twin.__dict__

@@ -4,8 +4,14 @@
   NeuMF, NGCF, LightGCN, MF without ``y_range``), ratings for explicit feedback (MF with
   ``y_range``, EmbeddingMLP, AutoRec).
 - ``model.score_all(users (B,)) -> (B, n_items)``.
-- ``model.pair_scores(users, pos, neg) -> (pos_scores, neg_scores)`` and
-  ``model.regularization(users, pos, neg) -> scalar`` for pairwise (BPR) training.
+- ``model.pair_scores(users, pos, neg) -> (pos_scores, neg_scores)`` for pairwise (BPR)
+  training, ``neg`` of shape ``(B,)`` or ``(B, K)``.
+- ``model.regularization(users, *items) -> scalar``: the penalty of the rows a batch touches,
+  added by every pair loss of :mod:`recs_course.losses` (0 unless the model has a ``reg``).
+- ``with model.scoring_pass():`` what every batch of an evaluation shares (a graph
+  propagation, item-based AutoRec's reconstructions) is computed once inside.
+- Models built on training data (NGCF, LightGCN, AutoRec, Popularity) share the constructor
+  ``Model.from_interactions(users, items, n_users, n_items, ...)``.
 
 Every public method that takes indices checks them (:func:`check_indices`: integer dtype,
 shape, values in range, else a ``ValueError`` naming the argument); :func:`index_checks` sets

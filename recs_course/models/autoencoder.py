@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Literal
 
@@ -17,7 +18,9 @@ from .base import (
     check_probability,
     check_real_dtype,
     check_y_range,
+    refuse_unknown_arguments,
 )
+from .baselines import as_index_tensor
 
 __all__ = ["AutoRec", "masked_mse"]
 
@@ -129,10 +132,17 @@ class AutoRec(Recommender):
 
     The training ratings are stored (CSR arrays as non-persistent buffers, moved by
     ``.to(device)``, not saved in checkpoints), so the model turns indices into input rows itself.
+    Build it from the ``(U, I)`` rating matrix, or from interaction lists with
+    :meth:`from_interactions` (the constructor the graph models and ``Popularity`` share).
+
     Fallback: a pair whose user or item has no training rating has no information in the input
     (its reconstruction is untrained); :meth:`forward` and :meth:`score_all` predict the mean
-    training rating there. With ``y_range=(low, high)`` they also clip predictions to the range;
+    training rating there. With ``clip=(low, high)`` they also clip predictions to the range (a
+    hard clamp, where ``y_range`` in MF and EmbeddingMLP is a scaled sigmoid);
     :meth:`reconstruct` and :meth:`masked_loss` never clip.
+
+    Item-based scoring reconstructs every item a batch touches; inside :meth:`scoring_pass` (an
+    evaluation) every item is reconstructed once for the whole pass instead.
 
     Args:
         n_users: ``U``; n_items: ``I``.
@@ -143,8 +153,14 @@ class AutoRec(Recommender):
         dropout: dropout on the code (the middle hidden layer's output), in training.
         activation: hidden activation: sigmoid, relu, selu, elu, tanh or identity.
         output_activation: activation of the reconstruction (``"identity"`` in the paper).
-        y_range: ``None`` or ``(low, high)`` to clip predictions, e.g. ``(1.0, 5.0)``.
+        clip: ``None`` or ``(low, high)`` to clip predictions, e.g. ``(1.0, 5.0)`` (formerly
+            ``y_range``, a name that in this package means a scaled sigmoid).
     """
+
+    #: The most entries (``n_items * n_users``) of the reconstruction table an item-based
+    #: model keeps for a scoring pass (``2**28``: 1 GiB in float32); above it, every call
+    #: reconstructs what it needs, as outside a pass.
+    max_pass_entries: int = 1 << 28
 
     crow_indices: Tensor
     col_indices: Tensor
@@ -163,8 +179,15 @@ class AutoRec(Recommender):
         dropout: float = 0.0,
         activation: str = "sigmoid",
         output_activation: str = "identity",
-        y_range: tuple[float, float] | None = None,
+        clip: tuple[float, float] | None = None,
+        **unknown: object,
     ) -> None:
+        refuse_unknown_arguments(
+            "AutoRec",
+            unknown,
+            y_range="AutoRec's clipping range is now called clip=(low, high) (in recs_course, "
+            "`y_range` is a scaled sigmoid, as in MF and EmbeddingMLP)",
+        )
         super().__init__(n_users, n_items)
         if based not in ("item", "user"):
             raise ValueError(f"based must be 'item' or 'user', got {based!r}")
@@ -179,7 +202,7 @@ class AutoRec(Recommender):
         self.dropout = check_probability("dropout", dropout)
         self.activation = activation
         self.output_activation = output_activation
-        self.y_range = check_y_range(y_range)
+        self.clip = check_y_range(clip, "clip")
 
         csr = _ratings_to_csr(ratings, self.n_users, self.n_items)
         rows = csr.T.tocsr() if based == "item" else csr  # one row per training example
@@ -220,10 +243,54 @@ class AutoRec(Recommender):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
 
+    @classmethod
+    def from_interactions(
+        cls,
+        users: object,
+        items: object,
+        n_users: int,
+        n_items: int,
+        *,
+        values: object,
+        **kwargs: object,
+    ) -> AutoRec:
+        """Build the model on the ratings of interaction lists (one rating per pair).
+
+        Args:
+            users: ``(E,)`` user indices of the training ratings.
+            items: ``(E,)`` item indices.
+            n_users: ``U``; n_items: ``I``.
+            values: ``(E,)`` the ratings (finite numbers).
+            **kwargs: the model's other arguments (``hidden``, ``based``, ``clip``, ...).
+        """
+        n_users = check_positive_int("n_users", n_users)
+        n_items = check_positive_int("n_items", n_items)
+        u = as_index_tensor("users", users, n_users).numpy()
+        i = as_index_tensor("items", items, n_items).numpy()
+        if isinstance(values, Tensor):
+            values = values.detach().to("cpu").numpy()
+        ratings = np.asarray(values)
+        check_real_dtype("values", ratings.dtype)
+        ratings = ratings.reshape(-1).astype(np.float32)
+        if not (u.size == i.size == ratings.size):
+            raise ValueError(
+                f"users, items and values must have the same length, got {u.size}, {i.size} "
+                f"and {ratings.size}"
+            )
+        keys = u * n_items + i
+        if np.unique(keys).size != keys.size:
+            raise ValueError(
+                f"users and items hold {keys.size - np.unique(keys).size} repeated (user, item) "
+                "pair(s): keep one rating per pair, e.g. with "
+                "recs_course.data.drop_duplicate_pairs"
+            )
+        matrix = sp.csr_matrix((ratings, (u, i)), shape=(n_users, n_items))
+        return cls(n_users, n_items, matrix, **kwargs)
+
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, based={self.based!r}, hidden={self.hidden}, "
-            f"n_ratings={self.values.numel()}"
+            f"clip={self.clip}, n_ratings={self.values.numel()}"
         )
 
     def rows(self, idx: Tensor) -> tuple[Tensor, Tensor]:
@@ -290,16 +357,55 @@ class AutoRec(Recommender):
         """Fallback for users or items without training ratings, then clipping."""
         known = self.user_known[users] & self.item_known[items]
         pred = torch.where(known, pred, self.mean_rating.to(pred.dtype))
-        if self.y_range is not None:
-            pred = pred.clamp(*self.y_range)
+        if self.clip is not None:
+            pred = pred.clamp(*self.clip)
         return pred
+
+    def scoring_pass(self) -> contextlib.AbstractContextManager[None]:
+        """A block (``with model.scoring_pass():``) in which item-based AutoRec reconstructs every
+        item once.
+
+        The first score inside (``forward`` or ``score_all``) reconstructs all items (``(I, U)``,
+        in chunks of 1024 items) and every later one in the block reads that table, as long as
+        the model is in eval mode, autograd is off and the weights stay the same (what the
+        evaluators of :mod:`recs_course.evaluation` do); the table is dropped on exit. Outside
+        the block, and for user-based AutoRec (whose rows are the users being scored, nothing
+        to share) or a table above :attr:`max_pass_entries` entries, every call reconstructs
+        what it needs.
+        """
+        return self._sharing_pass()
+
+    def _pass_table(self) -> Tensor | None:
+        """Every item's reconstruction ``(I, U)`` for the scoring pass, or None (see
+        :meth:`scoring_pass`)."""
+        if (
+            self.based != "item"
+            or not self._sharing()
+            or self.n_items * self.n_users > self.max_pass_entries
+        ):
+            return None
+        return self._pass_value("reconstructions", self._reconstruct_all_items)
+
+    def _reconstruct_all_items(self, chunk_size: int = 1024) -> Tensor:
+        """``(I, U)``: every item's reconstruction, ``chunk_size`` items at a time."""
+        all_items = torch.arange(self.n_items, device=self.values.device)
+        return torch.cat(
+            [
+                self._reconstruct(all_items[start : start + chunk_size])
+                for start in range(0, self.n_items, chunk_size)
+            ]
+        )
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """``users (B,)``, ``items (B,)`` -> ``(B,)`` predicted ratings.
 
-        Each distinct row (item for item-based, user for user-based) is reconstructed once.
+        Each distinct row (item for item-based, user for user-based) is reconstructed once (in
+        a scoring pass, item-based AutoRec reads its table of every item's reconstruction).
         """
         users, items = self._pairs(users, items)
+        table = self._pass_table()
+        if table is not None:
+            return self._finish(table[items, users], users, items)
         rows, cols = (items, users) if self.based == "item" else (users, items)
         unique, inverse = torch.unique(rows, return_inverse=True)
         pred = self._reconstruct(unique)[inverse, cols]
@@ -309,12 +415,16 @@ class AutoRec(Recommender):
         """``users (B,)`` -> ``(B, n_items)`` predicted ratings.
 
         User-based: the users' own reconstructions. Item-based: every item is reconstructed (in
-        chunks of ``chunk_size`` items) and the users' columns kept, ``O(I x U)`` per call.
+        chunks of ``chunk_size`` items) and the users' columns kept, ``O(I x U)`` per call, or
+        once per :meth:`scoring_pass`.
         """
         users = self._users(users)
         chunk_size = check_positive_int("chunk_size", chunk_size)
         all_items = torch.arange(self.n_items, device=users.device)
-        if self.based == "user":
+        table = self._pass_table() if self.based == "item" else None
+        if table is not None:
+            pred = table[:, users].T.contiguous()
+        elif self.based == "user":
             pred = self._reconstruct(users)
         else:
             chunks = [

@@ -62,8 +62,13 @@ class Recommender(nn.Module):
     """Base class of the course's models.
 
     Subclasses implement :meth:`forward` and may override :meth:`score_all` (one matmul where the
-    model allows it), :meth:`pair_scores` (graph models propagate once for both item sets) and
-    :meth:`regularization`.
+    model allows it), :meth:`pair_scores` (graph models propagate once for both item sets),
+    :meth:`regularization` and :meth:`scoring_pass` (what every batch of an evaluation shares,
+    computed once).
+
+    Models built on training data (a graph, a rating matrix, counts) also have
+    ``from_interactions(users, items, n_users, n_items, ...)``, the one constructor from
+    interaction lists.
 
     Args:
         n_users: number of users ``U`` (user indices are ``0 .. U-1``).
@@ -124,6 +129,28 @@ class Recommender(nn.Module):
             )
         return users, pos, neg
 
+    def _item_args(self, users: object, items: tuple) -> tuple[Tensor, list[Tensor]]:
+        """``(users (B,), *items)`` of :meth:`regularization`, checked: each item array ``(B,)``
+        or ``(B, K)``. Names in messages: ``items`` (one array), ``pos``/``neg`` (two), else
+        ``items[k]``."""
+        users = self._users(users)
+        if len(items) == 1:
+            names = ("items",)
+        elif len(items) == 2:
+            names = ("pos", "neg")
+        else:
+            names = tuple(f"items[{k}]" for k in range(len(items)))
+        checked = []
+        for name, values in zip(names, items, strict=True):
+            tensor = self._items(values, name, ndim=(1, 2))
+            if tensor.shape[0] != users.shape[0]:
+                raise ValueError(
+                    f"{name} must have shape (B,) or (B, K) with B = {users.shape[0]} (one row "
+                    f"per user), got {tuple(tensor.shape)}"
+                )
+            checked.append(tensor)
+        return users, checked
+
     @contextlib.contextmanager
     def scoring_pass(self) -> Iterator[None]:
         """A block in which the model scores many batches with fixed weights (an evaluation).
@@ -131,10 +158,63 @@ class Recommender(nn.Module):
         The evaluators of :mod:`recs_course.evaluation` run inside ``with model.scoring_pass():``
         (in eval mode, under ``torch.no_grad()``). A model whose every score needs one shared
         computation (a graph propagation, every item's reconstruction) computes it once here
-        and reuses it for every ``forward`` / ``score_all`` call in the block, and forgets it on
-        exit. The default does nothing: MF and the NCF models have nothing to share.
+        and reuses it for every ``forward`` / ``score_all`` / ``pair_scores`` call in the block,
+        and forgets it on exit (the graph models and item-based AutoRec override it with
+        :meth:`_sharing_pass`). The default does nothing: MF and the NCF models have nothing to
+        share.
         """
         yield
+
+    @contextlib.contextmanager
+    def _sharing_pass(self) -> Iterator[None]:
+        """The body of a :meth:`scoring_pass` override: inside it :meth:`_pass_value` computes
+        each shared value once; leaving the outermost block forgets them (blocks may nest)."""
+        self.__dict__["_pass_depth"] = self.__dict__.get("_pass_depth", 0) + 1
+        try:
+            yield
+        finally:
+            self.__dict__["_pass_depth"] -= 1
+            if self.__dict__["_pass_depth"] == 0:
+                self.__dict__.pop("_pass_values", None)
+
+    def __getstate__(self) -> dict:
+        # a copy or a pickle made inside a scoring pass is not itself inside one
+        state = super().__getstate__()
+        state.pop("_pass_depth", None)
+        state.pop("_pass_values", None)
+        return state
+
+    def _sharing(self) -> bool:
+        """Whether values computed now may be shared: inside a scoring pass, in eval mode and
+        without autograd (a training step, or scores that need gradients, compute afresh)."""
+        return (
+            self.__dict__.get("_pass_depth", 0) > 0
+            and not self.training
+            and not torch.is_grad_enabled()
+        )
+
+    def _weights_key(self) -> tuple:
+        """Identity, storage and version counter of every parameter and buffer: it changes when
+        a weight is modified in place (an optimiser step, ``load_state_dict``), replaced or
+        moved, so a value shared in a scoring pass is never stale."""
+        return tuple(
+            (id(t), t.data_ptr() if t.layout == torch.strided else 0, t._version, t.dtype, t.device)
+            for t in (*self.parameters(), *self.buffers())
+        )
+
+    def _pass_value(self, name: str, compute: Callable[[], object]) -> object:
+        """``compute()``, computed once per scoring pass (see :meth:`_sharing`) and reused while
+        the weights stay the same; outside a pass, computed on every call."""
+        if not self._sharing():
+            return compute()
+        key = self._weights_key()
+        values = self.__dict__.setdefault("_pass_values", {})
+        kept = values.get(name)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        value = compute()
+        values[name] = (key, value)
+        return value
 
     def score_all(self, users: Tensor) -> Tensor:
         """Score every item for each user: ``users (B,)`` -> ``(B, n_items)``.
@@ -175,9 +255,20 @@ class Recommender(nn.Module):
             neg_scores = self(users, neg)
         return pos_scores, neg_scores
 
-    def regularization(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        """Penalty added to a pairwise loss for this batch: a scalar tensor, 0 by default."""
-        users, _, _ = self._pair_args(users, pos, neg)
+    def regularization(self, users: Tensor, *items: Tensor) -> Tensor:
+        """Penalty of the rows a batch touches, added by every loss of :mod:`recs_course.losses`.
+
+        Args:
+            users: ``(B,)`` the batch's users.
+            *items: the batch's item arrays, each ``(B,)`` or ``(B, K)``: ``(items,)`` for the
+                pointwise losses (MSE, BCE), ``(pos, neg)`` for BPR.
+
+        Returns:
+            A scalar tensor: 0 by default (MF and the NCF models are regularised through the
+            optimiser's ``weight_decay``); the graph models return the L2 penalty of the batch's
+            ego embeddings times ``reg``.
+        """
+        users, _ = self._item_args(users, items)
         return torch.zeros((), device=users.device)
 
 
@@ -196,6 +287,15 @@ def check_positive_int(name: str, value: object) -> int:
     if number < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(number)
+
+
+def refuse_unknown_arguments(owner: str, given: dict, **renamed: str) -> None:
+    """Raise ``TypeError`` for keyword arguments ``owner`` does not take (its ``**unknown``), as
+    Python would, with a hint for a renamed one (``renamed``: old name -> what to use now)."""
+    for name in given:
+        hint = renamed.get(name)
+        message = f"{owner}() got an unexpected keyword argument {name!r}"
+        raise TypeError(f"{message}: {hint}" if hint else message)
 
 
 def check_probability(name: str, value: object) -> float:
@@ -230,22 +330,24 @@ def check_layers(name: str, layers: object, min_len: int = 1) -> tuple[int, ...]
     return tuple(check_positive_int(f"{name}[{k}]", size) for k, size in enumerate(layers))
 
 
-def check_y_range(y_range: object) -> tuple[float, float] | None:
-    """Return ``None`` or a ``(low, high)`` pair of finite floats with ``low < high``."""
+def check_y_range(y_range: object, name: str = "y_range") -> tuple[float, float] | None:
+    """Return ``None`` or a ``(low, high)`` pair of finite floats with ``low < high``.
+
+    ``name`` names the argument in messages (``y_range``, AutoRec's ``clip``)."""
     if y_range is None:
         return None
     if isinstance(y_range, np.ndarray) and y_range.ndim == 1:
         y_range = tuple(y_range.tolist())
     if isinstance(y_range, (str, bytes)) or not isinstance(y_range, Sequence) or len(y_range) != 2:
-        raise ValueError(f"y_range must be None or a pair (low, high), got {y_range!r}")
+        raise ValueError(f"{name} must be None or a pair (low, high), got {y_range!r}")
     real = (int, float, np.integer, np.floating)
     if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, real) for v in y_range):
         raise ValueError(
-            f"y_range must be a pair of numbers (low, high) such as (1.0, 5.0), got {y_range!r}"
+            f"{name} must be a pair of numbers (low, high) such as (1.0, 5.0), got {y_range!r}"
         )
     low, high = (float(v) for v in y_range)
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"y_range must be finite with low < high, got {y_range!r}")
+        raise ValueError(f"{name} must be finite with low < high, got {y_range!r}")
     return low, high
 
 

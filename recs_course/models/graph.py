@@ -1,10 +1,11 @@
 """Graph models on the user-item bipartite graph: the normalised adjacency, NGCF and LightGCN.
 
-Nodes ``0 .. U-1`` are the users and ``U .. U+I-1`` the items; ``N = U + I``. The adjacency
-is a sparse ``(N, N)`` COO tensor registered as a (non-persistent) buffer, so it follows
-``.to(device)`` but is not written into checkpoints: rebuild a model from the same training
-interactions before loading its weights. A symmetric adjacency is also kept in CSR form (three
-more non-persistent buffers), the format the propagation multiplies with.
+Nodes ``0 .. U-1`` are the users and ``U .. U+I-1`` the items; ``N = U + I``. A model keeps
+its sparse ``(N, N)`` adjacency in non-persistent buffers, so it follows ``.to(device)`` but is
+not written into checkpoints: rebuild a model from the same training interactions
+(``from_interactions``) before loading its weights. It is kept in one format, the one the
+propagation multiplies with on the model's device: CSR (``int32`` indices) for a symmetric graph
+on the CPU or CUDA, COO otherwise (see :class:`GraphRecommender`).
 
 Sparse indices are always sorted here, row-major, before a tensor is declared coalesced: the
 order of another library is not trusted (scipy 1.10's ``sum_duplicates`` sorts column-first).
@@ -12,8 +13,9 @@ order of another library is not trusted (scipy 1.10's ``sum_duplicates`` sorts c
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +30,7 @@ from .base import (
     check_positive_int,
     check_probability,
     check_real_dtype,
+    refuse_unknown_arguments,
 )
 from .baselines import as_index_tensor
 
@@ -166,6 +169,15 @@ def _drop_edges(adjacency: Tensor, p: float) -> Tensor:
     )
 
 
+def _drop_values(values: Tensor, p: float) -> Tensor:
+    """:func:`_drop_edges` on the stored values of a CSR matrix: the same draws (one uniform per
+    stored entry, in row-major order), dropped entries kept as explicit zeros (same structure)."""
+    keep = torch.rand(values.shape, device=values.device) >= p
+    return torch.where(
+        keep, values / (1.0 - p), torch.zeros((), dtype=values.dtype, device=values.device)
+    )
+
+
 def _is_symmetric(matrix: Tensor) -> bool:
     """Whether a coalesced sparse COO matrix equals its transpose (checked once, at build time)."""
     transpose = matrix.t().coalesce()
@@ -175,54 +187,122 @@ def _is_symmetric(matrix: Tensor) -> bool:
     )
 
 
+_INT32_MAX = 2**31 - 1
+
+
 def _csr_parts(adjacency: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(crow_indices, col_indices, values)`` of a coalesced COO matrix in CSR form."""
+    """``(crow_indices, col_indices, values)`` of a coalesced COO matrix in CSR form.
+
+    The indices are ``int32`` when they fit (always, for graphs of encoded ids with fewer than
+    ``2**31`` edges): the CPU kernel (MKL's LP64 interface) takes ``int32`` and would convert
+    ``int64`` indices on every product; cuSPARSE takes both.
+    """
     with warnings.catch_warnings():  # "sparse CSR support is in beta state"
         warnings.simplefilter("ignore", UserWarning)
         csr = adjacency.to_sparse_csr()
-    return csr.crow_indices(), csr.col_indices(), csr.values()
+    crow, col = csr.crow_indices(), csr.col_indices()
+    if adjacency._nnz() <= _INT32_MAX and adjacency.shape[0] <= _INT32_MAX:
+        crow, col = crow.to(torch.int32), col.to(torch.int32)
+    return crow, col, csr.values()
+
+
+def _csr_to_coo(crow: Tensor, col: Tensor, values: Tensor) -> Tensor:
+    """The coalesced COO form of square CSR parts (elementwise ops only: works on any device)."""
+    n = crow.numel() - 1
+    counts = (crow[1:] - crow[:-1]).long()
+    rows = torch.repeat_interleave(
+        torch.arange(n, device=crow.device), counts, output_size=col.numel()
+    )  # output_size: no device synchronisation
+    indices = torch.stack([rows, col.long()])
+    return torch.sparse_coo_tensor(
+        indices, values, (n, n), is_coalesced=True, check_invariants=False
+    )
+
+
+def _csr_matrix(crow: Tensor, col: Tensor, values: Tensor) -> Tensor:
+    n = crow.numel() - 1
+    with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, (n, n), check_invariants=False)
+
+
+def _autocast_off(device_type: str):
+    """A block without autocast on ``device_type`` when it is on, else a no-op block."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        enabled = (
+            torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+        )
+    except RuntimeError:  # a device type autocast does not know
+        enabled = False
+    return torch.autocast(device_type, enabled=False) if enabled else contextlib.nullcontext()
 
 
 class _SymmetricSparseMM(torch.autograd.Function):
-    """``A @ X`` for a symmetric sparse CSR ``A``; the gradient is ``A @ dX``.
+    """``A @ X`` for a CSR matrix ``A`` whose sparsity pattern is symmetric; the gradient is
+    ``A^T @ dX``.
 
-    ``torch.sparse.mm`` on a COO matrix transposes and re-sorts it in every backward pass; for
-    the symmetric normalised adjacency ``A^T = A``, so one CSR copy (kept by the model) serves
-    both directions, several times faster on the CPU.
+    ``A^T`` has the same CSR structure as ``A``; its values are ``A``'s permuted by
+    ``transpose`` (the position of each entry's mirror image), or ``A``'s own values when
+    ``transpose`` is ``None`` (``A^T = A``: the normalised adjacency). ``torch.sparse.mm`` on a
+    COO matrix instead transposes and re-sorts it in every backward pass, several times slower
+    on the CPU.
     """
 
     @staticmethod
-    def forward(ctx, csr: Tensor, dense: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.csr = csr
-        return csr @ dense
+    def forward(ctx, crow, col, values, transpose, dense):  # type: ignore[override]
+        ctx.save_for_backward(crow, col, values, transpose)
+        return _csr_matrix(crow, col, values) @ dense
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # type: ignore[override]
-        return None, ctx.csr @ grad
+    def backward(ctx, grad):  # type: ignore[override]
+        crow, col, values, transpose = ctx.saved_tensors
+        if transpose is not None:
+            values = values[transpose]
+        with _autocast_off(grad.device.type):
+            return None, None, None, None, _csr_matrix(crow, col, values) @ grad
+
+
+#: Devices whose sparse CSR product the graph models use (elsewhere, e.g. MPS: COO).
+_CSR_DEVICES = ("cpu", "cuda")
 
 
 class GraphRecommender(Recommender):
     """Shared machinery of the graph models: ego embeddings, propagation, pair scoring.
 
     Subclasses implement :meth:`propagate`. Scores are inner products of the propagated
-    embeddings, so :meth:`score_all` and :meth:`pair_scores` propagate once per call.
+    embeddings: :meth:`forward`, :meth:`score_all` and :meth:`pair_scores` propagate once per
+    call, and once per :meth:`scoring_pass` (an evaluation) whatever the number of calls.
+
+    The adjacency is kept in one format, the one its product uses, as non-persistent buffers
+    (they follow ``.to(device)`` / ``.double()`` and stay out of ``state_dict``): a symmetric
+    graph (as :func:`normalized_adjacency` builds) on the CPU or CUDA as CSR parts
+    (``csr_crow_indices``, ``csr_col_indices`` in ``int32``, ``csr_values``), made once per graph
+    and never converted per product; an asymmetric graph, or any graph on another device (MPS),
+    as a coalesced COO tensor (``adjacency_coo``). :attr:`adjacency` reads it as COO whatever
+    the storage; assigning ``model.adjacency = ...`` checks and stores a new graph.
     """
 
-    adjacency: Tensor
+    adjacency_coo: Tensor | None
     csr_crow_indices: Tensor | None
     csr_col_indices: Tensor | None
     csr_values: Tensor | None
+    csr_transpose: Tensor | None
 
     def __init__(self, n_users: int, n_items: int, adjacency: object, dim: int, reg: float):
         super().__init__(n_users, n_items)
         self.dim = check_positive_int("dim", dim)
         self.reg = check_non_negative("reg", reg)
-        for name in ("csr_crow_indices", "csr_col_indices", "csr_values"):
+        for name in (
+            "adjacency_coo",
+            "csr_crow_indices",
+            "csr_col_indices",
+            "csr_values",
+            "csr_transpose",
+        ):
             self.register_buffer(name, None, persistent=False)
-        self.register_buffer(
-            "adjacency", _as_adjacency(adjacency, self.n_users + self.n_items), persistent=False
-        )
-        self._derive_from_adjacency()
+        self._store_adjacency(_as_adjacency(adjacency, self.n_users + self.n_items))
         self.user_embedding = nn.Embedding(self.n_users, self.dim)
         self.item_embedding = nn.Embedding(self.n_items, self.dim)
 
@@ -230,54 +310,127 @@ class GraphRecommender(Recommender):
     def from_interactions(
         cls, users: object, items: object, n_users: int, n_items: int, **kwargs: object
     ):
-        """Build the model on ``normalized_adjacency(users, items, n_users, n_items)``."""
+        """Build the model on ``normalized_adjacency(users, items, n_users, n_items)``.
+
+        Args:
+            users: ``(E,)`` user indices of the training interactions.
+            items: ``(E,)`` item indices (a repeated pair is one edge).
+            n_users: ``U``; n_items: ``I``.
+            **kwargs: the model's other arguments (``dim``, ``reg``, ...).
+        """
         adjacency = normalized_adjacency(users, items, n_users, n_items)
         return cls(n_users, n_items, adjacency, **kwargs)
 
-    def _derive_from_adjacency(self) -> None:
-        """Symmetry flag and CSR copy of :attr:`adjacency`, made once per graph."""
-        self._symmetric = _is_symmetric(self.adjacency)
-        parts = _csr_parts(self.adjacency) if self._symmetric else (None, None, None)
-        self.csr_crow_indices, self.csr_col_indices, self.csr_values = parts
+    # -- the adjacency, in the format its product uses -------------------------------------------
+    @property
+    def adjacency(self) -> Tensor:
+        """The ``(N, N)`` adjacency as a coalesced sparse COO tensor, on the model's device.
 
-    def __setattr__(self, name: str, value: object) -> None:
-        if name == "adjacency" and "adjacency" in self.__dict__.get("_buffers", {}):
-            # a new graph: check it, and re-derive what was computed from the old one
-            old = self._buffers["adjacency"]
-            value = _as_adjacency(value, self.n_users + self.n_items).to(old.device, old.dtype)
-            super().__setattr__(name, value)
-            self._derive_from_adjacency()
-            return
-        super().__setattr__(name, value)
-
-    def spmm(self, adjacency: Tensor, dense: Tensor) -> Tensor:
-        """``adjacency @ dense`` (``(N, N)`` sparse times ``(N, D)``), differentiable in ``dense``.
-
-        Uses the kept CSR copy, with ``A`` itself as the transpose, when the model's adjacency
-        is symmetric (as :func:`normalized_adjacency` is) and ``adjacency`` is that buffer, on
-        the CPU or CUDA; otherwise ``torch.sparse.mm``.
+        A view of the stored format: the COO buffer itself, or a COO tensor made from the CSR
+        parts on each access (for reading; the propagation uses the CSR parts directly).
         """
-        values = self.csr_values
-        if (
-            self._symmetric
-            and values is not None
-            and adjacency is self.adjacency
-            and dense.device.type in ("cpu", "cuda")
-            and dense.dtype == values.dtype
-            and dense.device == values.device
-        ):
-            with warnings.catch_warnings():  # "sparse CSR support is in beta state"
-                warnings.simplefilter("ignore", UserWarning)
-                csr = torch.sparse_csr_tensor(
-                    self.csr_crow_indices,
-                    self.csr_col_indices,
-                    values,
-                    adjacency.shape,
-                    check_invariants=False,
-                )
-            return _SymmetricSparseMM.apply(csr, dense)
-        return torch.sparse.mm(adjacency, dense)
+        if self.adjacency_coo is not None:
+            return self.adjacency_coo
+        return _csr_to_coo(self.csr_crow_indices, self.csr_col_indices, self.csr_values)
 
+    @adjacency.setter
+    def adjacency(self, value: object) -> None:
+        """A new graph: checked like the constructor's, on the old one's device and dtype."""
+        old = self.csr_values if self.csr_values is not None else self.adjacency_coo
+        tensor = _as_adjacency(value, self.n_users + self.n_items)
+        self._store_adjacency(tensor.to(old.device, old.dtype))
+
+    def _store_adjacency(self, coo: Tensor) -> None:
+        """Keep a checked, coalesced COO adjacency in the format its device's product uses."""
+        self._symmetric = _is_symmetric(coo)
+        self.adjacency_coo, self.csr_transpose = coo, None
+        self.csr_crow_indices = self.csr_col_indices = self.csr_values = None
+        self._settle_format()
+        self.__dict__.pop("_pass_values", None)  # a new graph: nothing shared survives
+
+    def _settle_format(self) -> None:
+        """CSR for a symmetric graph on the CPU or CUDA, else COO; the other format dropped."""
+        stored = self.csr_values if self.csr_values is not None else self.adjacency_coo
+        wants_csr = self._symmetric and stored.device.type in _CSR_DEVICES
+        if wants_csr and self.csr_values is None:
+            parts = _csr_parts(self.adjacency_coo)
+            self.csr_crow_indices, self.csr_col_indices, self.csr_values = parts
+            self.adjacency_coo = None
+        elif not wants_csr and self.csr_values is not None:
+            self.adjacency_coo = self.adjacency
+            self.csr_crow_indices = self.csr_col_indices = self.csr_values = None
+            self.csr_transpose = None
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(device), .double(), ...: the buffers follow, then the format follows the device
+        result = super()._apply(fn, *args, **kwargs)
+        self._settle_format()
+        return result
+
+    def _csr_transpose_order(self) -> Tensor:
+        """Position of each stored entry's mirror image, for the transpose of a CSR matrix with
+        this graph's (symmetric) pattern and other values: made at the first node dropout."""
+        if self.csr_transpose is None:
+            crow, col = self.csr_crow_indices, self.csr_col_indices.long()
+            n = crow.numel() - 1
+            counts = (crow[1:] - crow[:-1]).long()
+            rows = torch.repeat_interleave(
+                torch.arange(n, device=col.device), counts, output_size=col.numel()
+            )
+            self.csr_transpose = torch.argsort(col * n + rows)  # row-major order of (col, row)
+        return self.csr_transpose
+
+    def _operator(self, node_dropout: float = 0.0) -> Callable[[Tensor], Tensor]:
+        """``dense -> A @ dense`` with the model's adjacency ``A``, differentiable in ``dense``.
+
+        With ``node_dropout = p > 0`` each stored entry of ``A`` is dropped with probability
+        ``p`` and the others rescaled by ``1 / (1 - p)``, once for every product of the returned
+        function (one propagation).
+
+        The product runs in the adjacency's dtype (float32, or float64 after ``.double()``):
+        a float16/bfloat16 ``dense`` (under ``torch.autocast``) is cast up and the result is
+        float32, as autocast does for sums. Autocast is off inside: it would cast the sparse
+        matrix to half precision, for which the CPU kernel does not exist and whose sums over
+        thousands of neighbours would lose digits.
+        """
+        if self.csr_values is not None:  # symmetric, CPU or CUDA: the kept CSR parts
+            crow, col, values = self.csr_crow_indices, self.csr_col_indices, self.csr_values
+            transpose = None
+            if node_dropout > 0:
+                values = _drop_values(values, node_dropout)
+                transpose = self._csr_transpose_order()  # A dropped is no longer symmetric
+
+            def product(dense: Tensor) -> Tensor:
+                dtype = torch.promote_types(dense.dtype, values.dtype)
+                with _autocast_off(dense.device.type):
+                    return _SymmetricSparseMM.apply(
+                        crow, col, values.to(dtype), transpose, dense.to(dtype)
+                    )
+
+            return product
+        matrix = self.adjacency_coo
+        if node_dropout > 0:
+            matrix = _drop_edges(matrix, node_dropout)
+
+        def coo_product(dense: Tensor) -> Tensor:
+            dtype = torch.promote_types(dense.dtype, matrix.dtype)
+            with _autocast_off(dense.device.type):
+                return torch.sparse.mm(matrix.to(dtype), dense.to(dtype))
+
+        return coo_product
+
+    def spmm(self, dense: Tensor) -> Tensor:
+        """``A @ dense`` with the model's adjacency ``A``: ``(N, N)`` times ``(N, D)``.
+
+        Differentiable in ``dense``. A symmetric graph on the CPU or CUDA multiplies its kept
+        CSR parts (``A`` serves as its own transpose in the backward pass), anything else uses
+        ``torch.sparse.mm`` on the COO tensor. The product runs in the adjacency's dtype,
+        float32 by default, also under ``torch.autocast``: half-precision input is cast up and
+        the result is float32 (see :meth:`_operator`).
+        """
+        return self._operator()(dense)
+
+    # -- scores ------------------------------------------------------------------------------
     def ego_embeddings(self) -> Tensor:
         """Layer-0 embeddings of all nodes, users first: ``(N, dim)``."""
         return torch.cat([self.user_embedding.weight, self.item_embedding.weight], dim=0)
@@ -286,25 +439,40 @@ class GraphRecommender(Recommender):
         """Final embeddings of all users ``(U, D)`` and all items ``(I, D)``."""
         raise NotImplementedError
 
+    def scoring_pass(self) -> contextlib.AbstractContextManager[None]:
+        """A block (``with model.scoring_pass():``) in which the graph is propagated once.
+
+        The first score inside (``forward``, ``score_all`` or ``pair_scores``) propagates; every
+        later one in the block reuses the propagation, as long as the model is in eval mode,
+        autograd is off and the weights stay the same (what the evaluators of
+        :mod:`recs_course.evaluation` do: one propagation per evaluation, at any batch size).
+        The propagation is dropped on exit. Outside the block (training) every call propagates.
+        """
+        return self._sharing_pass()
+
+    def _propagated(self) -> tuple[Tensor, Tensor]:
+        """:meth:`propagate`, once per scoring pass (see :meth:`scoring_pass`)."""
+        return self._pass_value("propagation", self.propagate)
+
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """``users (B,)``, ``items (B,)`` -> ``(B,)`` logits (propagates the whole graph)."""
         users, items = self._pairs(users, items)
-        user_emb, item_emb = self.propagate()
+        user_emb, item_emb = self._propagated()
         return (user_emb[users] * item_emb[items]).sum(-1)
 
     def score_all(self, users: Tensor) -> Tensor:
         """``users (B,)`` -> ``(B, n_items)`` logits: one propagation and one matrix product.
 
-        For many batches of users, call :meth:`propagate` once and multiply yourself.
+        Inside :meth:`scoring_pass`, one propagation serves every call.
         """
         users = self._users(users)
-        user_emb, item_emb = self.propagate()
+        user_emb, item_emb = self._propagated()
         return user_emb[users] @ item_emb.T
 
     def pair_scores(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
         """``(pos_scores (B,), neg_scores)`` from one propagation; ``neg`` is ``(B,)``/``(B, K)``."""
         users, pos, neg = self._pair_args(users, pos, neg)
-        user_emb, item_emb = self.propagate()
+        user_emb, item_emb = self._propagated()
         u = user_emb[users]
         pos_scores = (u * item_emb[pos]).sum(-1)
         if neg.dim() == 2:
@@ -313,14 +481,18 @@ class GraphRecommender(Recommender):
             neg_scores = (u * item_emb[neg]).sum(-1)
         return pos_scores, neg_scores
 
-    def regularization(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        """``reg * (|e_u|^2 + |e_pos|^2 + |e_neg|^2) / 2 / B`` on the batch's ego embeddings."""
-        users, pos, neg = self._pair_args(users, pos, neg)
-        squares = (
-            self.user_embedding(users).pow(2).sum()
-            + self.item_embedding(pos).pow(2).sum()
-            + self.item_embedding(neg).pow(2).sum()
-        )
+    def regularization(self, users: Tensor, *items: Tensor) -> Tensor:
+        """``reg * (sum |e_u|^2 + sum |e_i|^2) / 2 / B`` on the batch's ego embeddings.
+
+        Args:
+            users: ``(B,)``.
+            *items: each ``(B,)`` or ``(B, K)``: ``(items,)`` from the pointwise losses,
+                ``(pos, neg)`` from BPR; every index counts once per occurrence.
+        """
+        users, items = self._item_args(users, items)
+        squares = self.user_embedding(users).pow(2).sum()
+        for array in items:
+            squares = squares + self.item_embedding(array).pow(2).sum()
         return self.reg * squares / 2.0 / max(users.numel(), 1)
 
 
@@ -333,22 +505,29 @@ class NGCF(GraphRecommender):
     ``E^{k+1} = LeakyReLU((L + I) E^k W1_k + (L E^k * E^k) W2_k)`` (eq. 7, with biases),
 
     then message dropout; the layer's output is L2-normalised per node before it joins the final
-    embedding ``[E^0 ; E^1 ; ... ; E^K]`` (size ``dim + sum(layers)``), while the un-normalised
-    ``E^{k+1}`` feeds the next layer, as in the authors' code. The score is the inner product.
+    embedding ``[E^0 ; E^1 ; ... ; E^K]`` (size ``dim + sum(layer_dims)``), while the
+    un-normalised ``E^{k+1}`` feeds the next layer, as in the authors' code. The score is the
+    inner product.
 
     Node dropout, in training mode only, drops each stored entry of ``L`` with probability
     ``node_dropout`` and rescales the rest by ``1 / (1 - node_dropout)`` (the authors' code drops
-    edges, not whole nodes); the same dropped ``L`` serves both terms. The LeakyReLU slope is
-    0.2 (TensorFlow's default in the authors' code).
+    edges, not whole nodes); the same dropped ``L`` serves both terms and every layer. The
+    LeakyReLU slope is 0.2 (TensorFlow's default in the authors' code).
+
+    Under ``torch.autocast`` the products with ``L`` run in float32 (see
+    :meth:`GraphRecommender.spmm`), the linear layers in the autocast dtype.
 
     Args:
         n_users: ``U``; n_items: ``I``.
         adjacency: ``(U + I, U + I)`` sparse normalised adjacency (torch or scipy).
         dim: size of the ego embeddings.
-        layers: output size of each propagation layer.
+        layer_dims: output size of each propagation layer (their number is the depth ``K``).
+            Formerly ``layers``, a name that in this package means an MLP tower
+            (:class:`~recs_course.models.NCFMLP`).
         node_dropout: probability of dropping an entry of ``L`` in training.
         message_dropout: dropout on each layer's output in training.
         reg: weight of :meth:`regularization`.
+        negative_slope: the LeakyReLU's slope.
     """
 
     def __init__(
@@ -357,20 +536,27 @@ class NGCF(GraphRecommender):
         n_items: int,
         adjacency: object,
         dim: int = 64,
-        layers: Sequence[int] = (64, 64, 64),
+        layer_dims: Sequence[int] = (64, 64, 64),
         node_dropout: float = 0.1,
         message_dropout: float = 0.1,
         reg: float = 1e-5,
         negative_slope: float = 0.2,
+        **unknown: object,
     ) -> None:
+        refuse_unknown_arguments(
+            "NGCF",
+            unknown,
+            layers="NGCF's propagation output sizes are now called layer_dims (in "
+            "recs_course, `layers` is an MLP tower, as in NCFMLP and NeuMF)",
+        )
         super().__init__(n_users, n_items, adjacency, dim, reg)
-        self.layers = check_layers("layers", layers)
+        self.layer_dims = check_layers("layer_dims", layer_dims)
         self.node_dropout = check_probability("node_dropout", node_dropout)
         self.message_dropout = check_probability("message_dropout", message_dropout)
         self.negative_slope = check_non_negative("negative_slope", negative_slope)
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
-        sizes = (self.dim, *self.layers)
+        sizes = (self.dim, *self.layer_dims)
         self.sum_layers = nn.ModuleList(
             nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         )
@@ -384,21 +570,19 @@ class NGCF(GraphRecommender):
 
     @property
     def out_dim(self) -> int:
-        """Size of the final embeddings: ``dim + sum(layers)``."""
-        return self.dim + sum(self.layers)
+        """Size of the final embeddings: ``dim + sum(layer_dims)``."""
+        return self.dim + sum(self.layer_dims)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, dim={self.dim}, layers={self.layers}"
+        return f"{super().extra_repr()}, dim={self.dim}, layer_dims={self.layer_dims}"
 
     def propagate(self) -> tuple[Tensor, Tensor]:
-        """Final embeddings: users ``(U, dim + sum(layers))``, items ``(I, dim + sum(layers))``."""
-        adjacency = self.adjacency
-        if self.training and self.node_dropout > 0:
-            adjacency = _drop_edges(adjacency, self.node_dropout)
+        """Final embeddings: users ``(U, out_dim)``, items ``(I, out_dim)``."""
+        product = self._operator(self.node_dropout if self.training else 0.0)
         ego = self.ego_embeddings()
         outputs = [ego]
         for sum_layer, product_layer in zip(self.sum_layers, self.product_layers, strict=True):
-            side = self.spmm(adjacency, ego)  # L E
+            side = product(ego)  # L E
             ego = F.leaky_relu(
                 sum_layer(side + ego) + product_layer(side * ego), self.negative_slope
             )
@@ -444,10 +628,11 @@ class LightGCN(GraphRecommender):
 
     def propagate(self) -> tuple[Tensor, Tensor]:
         """Final embeddings: users ``(U, dim)``, items ``(I, dim)``."""
+        product = self._operator()
         layer = self.ego_embeddings()
         total = layer
         for _ in range(self.n_layers):
-            layer = self.spmm(self.adjacency, layer)
+            layer = product(layer)
             total = total + layer
         final = total / (self.n_layers + 1)
         return final[: self.n_users], final[self.n_users :]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..utils import check_flag
 from .base import (
     Recommender,
     check_layers,
@@ -37,8 +38,11 @@ class MF(Recommender):
         y_range: ``None`` or ``(low, high)`` for the scaled sigmoid.
         init_std: standard deviation of the normal initialisation of the embeddings (the biases
             start at 0).
-        sparse: sparse gradients for the embedding tables (use ``torch.optim.SGD`` or
-            ``SparseAdam`` for them, as torchmf does).
+        sparse: sparse gradients for the embedding tables and the per-user / per-item biases
+            (``nn.Embedding(..., sparse=True)``: a batch's gradient holds only the rows it
+            touches). Optimise them with ``torch.optim.SGD``, ``SparseAdam`` or ``Adagrad``;
+            ``global_bias`` stays dense. ``score_all`` reads the item table whole (dense
+            gradients): train through ``forward`` / ``pair_scores``.
 
     Attributes:
         user_embedding: ``nn.Embedding(U, d)``; ``item_embedding``: ``nn.Embedding(I, d)``.
@@ -61,13 +65,14 @@ class MF(Recommender):
         self.y_range = check_y_range(y_range)
         init_std = check_non_negative("init_std", init_std)
         self.biases = bool(biases)
-        self.user_embedding = nn.Embedding(self.n_users, self.dim, sparse=sparse)
-        self.item_embedding = nn.Embedding(self.n_items, self.dim, sparse=sparse)
+        self.sparse = check_flag("sparse", sparse)
+        self.user_embedding = nn.Embedding(self.n_users, self.dim, sparse=self.sparse)
+        self.item_embedding = nn.Embedding(self.n_items, self.dim, sparse=self.sparse)
         nn.init.normal_(self.user_embedding.weight, std=init_std)
         nn.init.normal_(self.item_embedding.weight, std=init_std)
         if self.biases:
-            self.user_bias = nn.Embedding(self.n_users, 1, sparse=sparse)
-            self.item_bias = nn.Embedding(self.n_items, 1, sparse=sparse)
+            self.user_bias = nn.Embedding(self.n_users, 1, sparse=self.sparse)
+            self.item_bias = nn.Embedding(self.n_items, 1, sparse=self.sparse)
             nn.init.zeros_(self.user_bias.weight)
             nn.init.zeros_(self.item_bias.weight)
             self.global_bias = nn.Parameter(torch.zeros(()))
