@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
-	$(BIN)/python -m pip install -q -e ".[test,book]"
+	$(BIN)/python -m pip install -q -e ".[test,book,bench]"
 	# Offline mirror of MovieLens-100K (the data files of RecBole's wheel, read without importing it).
 	$(BIN)/python -m pip install -q --no-deps "recbole==1.2.1"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
@@ -90,15 +90,16 @@ browser: $(STAMP) chromium
 	RECS_COURSE_REQUIRE_BOOK=1 RECS_COURSE_BOOK_HTML=$(QUICK_HTML) CHROMIUM=$(CHROMIUM) \
 		$(BIN)/python -m pytest -q -m browser tests/test_book.py
 
+# The benchmarks are a package, `benchmarks`, each run as a module from the repository root.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_sampling.py
-	$(BIN)/python benchmarks/bench_evaluation.py
-	$(BIN)/python benchmarks/bench_neumf_epoch.py
-	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python -m benchmarks.bench_sampling
+	$(BIN)/python -m benchmarks.bench_evaluation
+	$(BIN)/python -m benchmarks.bench_neumf_epoch
+	$(BIN)/python -m benchmarks.quality
 	# the peers (scikit-surprise, RecBole) in their own environments, then the side-by-side run
 	bash benchmarks/surprise_env.sh
 	bash benchmarks/recbole_env.sh
-	$(BIN)/python benchmarks/peers.py
+	$(BIN)/python -m benchmarks.peers
 
 # The declared dependency ranges, tested: a fresh venv per environment with the pinned CPU torch,
 # the package and its test extras under constraints/<env>.txt, then the unit tests and two

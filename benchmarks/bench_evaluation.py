@@ -10,15 +10,13 @@ scores one user at a time and ranks with ``numpy.argsort``:
 
 The reference's metric values are compared with the library's (random float scores: no ties).
 
-    python benchmarks/bench_evaluation.py --threads 1
+    python -m benchmarks.bench_evaluation --threads 1
 
 writes ``benchmarks/results/evaluation.json``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import platform
 import time
@@ -29,6 +27,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from benchmarks.common import RESULTS, argument_parser, write_json
 from recs_course.evaluation import evaluate_full, evaluate_sampled
 
 N_USERS, N_ITEMS, DIM = 943, 1682, 64
@@ -121,13 +120,11 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser("bench_evaluation", __doc__)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--output", type=Path, default=Path(__file__).parent / "results" / "evaluation.json"
-    )
+    parser.add_argument("--output", type=Path, default=RESULTS / "evaluation.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, test, users, candidates = make_data(args.seed)
@@ -183,8 +180,7 @@ def main() -> None:
             "max_abs_diff": diff,
             "metrics": lib,
         }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.output, report)
     print(f"wrote {args.output}")
 
 

@@ -11,7 +11,7 @@ training data):
              that many epochs (AutoRec's input rows are the training ratings, so the held-out
              10 % would otherwise be missing from them at test time): test RMSE <= 0.90.
 ``neumf``    leave-one-out by time (ties by item id, as RecBole's NCF protocol in
-             ``benchmarks/recbole_run.py``), the second latest rating of each user as the
+             ``benchmarks/recbole_split.py``), the second latest rating of each user as the
              validation item, 100 sampled negatives: Popularity, GMF, the NCF MLP and NeuMF
              built from the pre-trained GMF and MLP. Target: NeuMF's HR@10 and NDCG@10 above
              Popularity's and GMF's, and at least RecBole's NeuMF on the same split.
@@ -20,42 +20,47 @@ training data):
              training (and, for test, validation) items excluded: BPR-MF, NGCF and LightGCN
              trained with BPR; target LightGCN's recall@20 / NDCG@20 above NGCF's and BPR-MF's.
 
-Run:  python benchmarks/quality.py [--only mf,autorec,neumf,graph] [--threads 1]
+Run:  python -m benchmarks.quality [--only mf,autorec,neumf,graph] [--threads 1]
 Writes benchmarks/results/quality.json (metrics, hyper-parameters, times, thread count,
-pass/fail per target).
+pass/fail per target). ``MF_PARAMS`` and ``AUTOREC_PARAMS`` (with ``mf_and_optimizer`` and
+``autorec_and_optimizer``) are also the explicit recipes of ``benchmarks.peers``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _common import machine_line, write_json
 
+from benchmarks.common import (
+    RESULTS,
+    argument_parser,
+    comma_list,
+    command_line,
+    machine_line,
+    write_json,
+)
 from recs_course.data import (
     Batches,
     IdEncoder,
+    InstanceBatches,
     NegativeSampler,
     chronological_split,
     interaction_matrix,
     leave_one_out,
     load_movielens,
-    pairwise_instances,
-    pointwise_instances,
     random_split,
     ranking_candidates,
+    to_tensors,
 )
 from recs_course.evaluation import evaluate_full, evaluate_ratings, evaluate_sampled
 from recs_course.models import GMF, MF, NCFMLP, NGCF, AutoRec, LightGCN, NeuMF, Popularity
 from recs_course.training import fit, seed_everything
 
-RESULTS = Path(__file__).resolve().parent / "results"
 RECBOLE_NCF = RESULTS / "recbole_ncf.json"
 RECBOLE_TEMPORAL = RESULTS / "recbole_temporal.json"
 
@@ -74,7 +79,7 @@ AUTOREC_PARAMS = {
     "hidden": 500,
     "activation": "sigmoid",
     "dropout": 0.05,
-    "y_range": (1.0, 5.0),
+    "clip": (1.0, 5.0),
     "optimizer": "Adam",
     "lr": 3e-3,
     "weight_decay": 3e-3,
@@ -104,17 +109,13 @@ GRAPH_PARAMS = {
     "eval_every": 5,
     "patience_evals": 4,
     "bpr": {"lr": 5e-3, "weight_decay": 0.0, "init_std": 0.1},
-    "ngcf": {"lr": 5e-3, "layers": (64, 64, 64), "reg": 1e-5},
+    "ngcf": {"lr": 5e-3, "layer_dims": (64, 64, 64), "reg": 1e-5},
     "lightgcn": {"lr": 5e-3, "n_layers": 3, "reg": 1e-4},
 }
 
 
 def log(msg: str) -> None:
     print(msg, flush=True)
-
-
-def columns(df, names=("user_id", "item_id", "rating")) -> list[torch.Tensor]:
-    return [torch.tensor(df[c].to_numpy()) for c in names]
 
 
 # ------------------------------------------------------------------------------- explicit
@@ -133,11 +134,9 @@ def explicit_split(ratings, seed: int):
     )
 
 
-def run_mf(ratings, seed: int) -> dict:
-    p = MF_PARAMS
-    enc, _, train, valid, test, n_test_raw = explicit_split(ratings, seed)
-    g = seed_everything(seed)
-    model = MF(enc.n_users, enc.n_items, dim=p["dim"], biases=True, y_range=p["y_range"])
+def mf_and_optimizer(n_users: int, n_items: int, p: dict = MF_PARAMS):
+    """``MF_PARAMS``'s model and optimiser: AdamW, weight decay on the embeddings only."""
+    model = MF(n_users, n_items, dim=p["dim"], biases=True, y_range=p["y_range"])
     embeddings = [model.user_embedding.weight, model.item_embedding.weight]
     others = [w for name, w in model.named_parameters() if "embedding" not in name]
     optimizer = torch.optim.AdamW(
@@ -148,7 +147,31 @@ def run_mf(ratings, seed: int) -> dict:
         lr=p["lr"],
         betas=(0.9, 0.99),
     )
-    batches = Batches(*columns(train), batch_size=p["batch_size"], generator=g)
+    return model, optimizer
+
+
+def autorec_and_optimizer(train, n_users: int, n_items: int, p: dict = AUTOREC_PARAMS):
+    """``AUTOREC_PARAMS``'s item-based AutoRec on the ratings of ``train``, and its Adam."""
+    model = AutoRec(
+        n_users,
+        n_items,
+        interaction_matrix(train, n_users, n_items),
+        hidden=p["hidden"],
+        based="item",
+        activation=p["activation"],
+        dropout=p["dropout"],
+        clip=p["clip"],
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    return model, optimizer
+
+
+def run_mf(ratings, seed: int) -> dict:
+    p = MF_PARAMS
+    enc, _, train, valid, test, n_test_raw = explicit_split(ratings, seed)
+    g = seed_everything(seed)
+    model, optimizer = mf_and_optimizer(enc.n_users, enc.n_items, p)
+    batches = Batches(*to_tensors(train), batch_size=p["batch_size"], generator=g)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=p["lr"], total_steps=p["epochs"] * len(batches)
     )
@@ -160,12 +183,12 @@ def run_mf(ratings, seed: int) -> dict:
         optimizer,
         epochs=p["epochs"],
         scheduler=scheduler,
-        evaluate=lambda m: evaluate_ratings(m, *columns(valid)),
+        evaluate=lambda m: evaluate_ratings(m, *to_tensors(valid)),
         monitor="RMSE",
         progress=False,
     )
     seconds = time.perf_counter() - start
-    metrics = evaluate_ratings(model, *columns(test))
+    metrics = evaluate_ratings(model, *to_tensors(test))
     return {
         "protocol": "random 80/20 split (seed 0), 10 % of train for validation",
         "n_train": len(train),
@@ -188,17 +211,7 @@ def run_autorec(ratings, seed: int) -> dict:
 
     def build_and_fit(data, epochs: int, evaluate=None):
         g = seed_everything(seed)
-        model = AutoRec(
-            n_users,
-            n_items,
-            interaction_matrix(data, n_users, n_items),
-            hidden=p["hidden"],
-            based="item",
-            activation=p["activation"],
-            dropout=p["dropout"],
-            y_range=p["y_range"],
-        )
-        optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+        model, optimizer = autorec_and_optimizer(data, n_users, n_items, p)
         history = fit(
             model,
             Batches(torch.arange(n_items), batch_size=p["batch_size"], generator=g),
@@ -214,14 +227,14 @@ def run_autorec(ratings, seed: int) -> dict:
 
     start = time.perf_counter()
     _, history = build_and_fit(
-        train, p["max_epochs"], evaluate=lambda m: evaluate_ratings(m, *columns(valid))
+        train, p["max_epochs"], evaluate=lambda m: evaluate_ratings(m, *to_tensors(valid))
     )
     select_s = time.perf_counter() - start
     epochs = history.best_epoch
     start = time.perf_counter()
     model, _ = build_and_fit(train_full, epochs)  # same recipe, all training ratings
     refit_s = time.perf_counter() - start
-    metrics = evaluate_ratings(model, *columns(test))
+    metrics = evaluate_ratings(model, *to_tensors(test))
     return {
         "protocol": "random 80/20 split (seed 0); epochs picked on 10 % of train, then the "
         "model retrained on all of train for that many epochs",
@@ -238,7 +251,25 @@ def run_autorec(ratings, seed: int) -> dict:
     }
 
 
-# ------------------------------------------------------------------------------- NCF
+# ------------------------------------------------------------------------------- ranking
+def fit_and_test(label, model, train_data, loss, optimizer, *, test, valid_keys=None, **fit_kw):
+    """Train ``model`` with early stopping (``fit_kw``: epochs, evaluate, monitor, patience),
+    then ``test`` it: the record of one ranking model in quality.json."""
+    start = time.perf_counter()
+    history = fit(model, train_data, loss, optimizer, progress=False, **fit_kw)
+    seconds = time.perf_counter() - start
+    metrics = test(model)
+    log(f"    {label:8} {fmt(metrics)}  (best epoch {history.best_epoch}, {seconds:.0f} s)")
+    valid = history.best if valid_keys is None else {k: history.best[k] for k in valid_keys}
+    return {
+        "best_epoch": history.best_epoch,
+        "epochs_run": history.epochs,
+        "valid": valid,
+        "test": metrics,
+        "train_s": seconds,
+    }
+
+
 def run_neumf(ratings, seed: int) -> dict:
     p = NCF_PARAMS
     train_full, test = leave_one_out(ratings)  # latest by (timestamp, item_id)
@@ -248,9 +279,11 @@ def run_neumf(ratings, seed: int) -> dict:
     enc = IdEncoder().fit(ratings)
     train_full, train, valid, test = (enc.transform(x) for x in (train_full, train, valid, test))
     n_users, n_items = enc.n_users, enc.n_items
-    valid_users, valid_cand = ranking_candidates(train, valid, n_items, p["eval_negatives"], seed=1)
+    valid_users, valid_cand = ranking_candidates(
+        valid, n_items, p["eval_negatives"], exclude=train, generator=1
+    )
     test_users, test_cand = ranking_candidates(
-        train_full, test, n_items, p["eval_negatives"], seed=0
+        test, n_items, p["eval_negatives"], exclude=train_full, generator=0
     )
 
     def on_valid(m):
@@ -261,12 +294,16 @@ def run_neumf(ratings, seed: int) -> dict:
 
     g = seed_everything(seed)
     sampler = NegativeSampler.from_ratings(train, n_items, n_users=n_users)
-
-    def train_data(epoch: int) -> Batches:
-        users, items, labels = pointwise_instances(
-            train, n_items, p["n_neg"], generator=g, positives=sampler
-        )
-        return Batches(users, items, labels, batch_size=p["batch_size"], generator=g)
+    # fresh negatives every epoch, one generator for all three models
+    train_data = InstanceBatches(
+        train,
+        n_items,
+        "pointwise",
+        n_neg=p["n_neg"],
+        batch_size=p["batch_size"],
+        generator=g,
+        positives=sampler,
+    )
 
     out: dict = {
         "protocol": "leave-one-out by (timestamp, item_id); second latest -> validation; "
@@ -277,29 +314,20 @@ def run_neumf(ratings, seed: int) -> dict:
         "models": {},
     }
 
-    def train_model(name: str, model, lr: float, epochs: int, optimizer_cls=torch.optim.Adam):
-        start = time.perf_counter()
-        history = fit(
+    def train_model(name: str, model, lr: float, epochs: int):
+        out["models"][name] = fit_and_test(
+            name,
             model,
             train_data,
             "bce",
-            optimizer_cls(model.parameters(), lr=lr),
+            torch.optim.Adam(model.parameters(), lr=lr),
             epochs=epochs,
             evaluate=on_valid,
             monitor="NDCG@10",
             patience=p["patience"],
-            progress=False,
+            test=on_test,
+            valid_keys=("HR@10", "NDCG@10"),
         )
-        seconds = time.perf_counter() - start
-        metrics = on_test(model)
-        out["models"][name] = {
-            "best_epoch": history.best_epoch,
-            "epochs_run": history.epochs,
-            "valid": {k: history.best[k] for k in ("HR@10", "NDCG@10")},
-            "test": metrics,
-            "train_s": seconds,
-        }
-        log(f"    {name:8} {fmt(metrics)}  (best epoch {history.best_epoch}, {seconds:.0f} s)")
         return model
 
     popularity = Popularity(n_users, n_items).fit(
@@ -360,7 +388,13 @@ def run_graph(ratings, seed: int) -> dict:
             return MF(n_users, n_items, dim=p["dim"], biases=False, init_std=q["init_std"])
         if name == "ngcf":
             return NGCF.from_interactions(
-                users, items, n_users, n_items, dim=p["dim"], layers=q["layers"], reg=q["reg"]
+                users,
+                items,
+                n_users,
+                n_items,
+                dim=p["dim"],
+                layer_dims=q["layer_dims"],
+                reg=q["reg"],
             )
         return LightGCN.from_interactions(
             users, items, n_users, n_items, dim=p["dim"], n_layers=q["n_layers"], reg=q["reg"]
@@ -374,10 +408,9 @@ def run_graph(ratings, seed: int) -> dict:
             model.parameters(), lr=q["lr"], weight_decay=q.get("weight_decay", 0.0)
         )
 
-        def train_data(epoch: int, g=g) -> Batches:
-            triples = pairwise_instances(train, n_items, generator=g, positives=sampler)
-            return Batches(*triples, batch_size=p["batch_size"], generator=g)
-
+        train_data = InstanceBatches(
+            train, n_items, "pairwise", batch_size=p["batch_size"], generator=g, positives=sampler
+        )
         cache: dict = {}
 
         def on_valid(m, cache=cache):
@@ -390,8 +423,8 @@ def run_graph(ratings, seed: int) -> dict:
                 )
             return cache["last"]
 
-        start = time.perf_counter()
-        history = fit(
+        out["models"][label] = fit_and_test(
+            label,
             model,
             train_data,
             "bpr",
@@ -400,20 +433,10 @@ def run_graph(ratings, seed: int) -> dict:
             evaluate=on_valid,
             monitor="NDCG@20",
             patience=p["eval_every"] * p["patience_evals"],
-            progress=False,
+            test=lambda m: evaluate_full(
+                m, r_train_valid, r_test, ks=(10, 20), metrics=("recall", "ndcg")
+            ),
         )
-        seconds = time.perf_counter() - start
-        metrics = evaluate_full(
-            model, r_train_valid, r_test, ks=(10, 20), metrics=("recall", "ndcg")
-        )
-        out["models"][label] = {
-            "best_epoch": history.best_epoch,
-            "epochs_run": history.epochs,
-            "valid": history.best,
-            "test": metrics,
-            "train_s": seconds,
-        }
-        log(f"    {label:8} {fmt(metrics)}  (best epoch {history.best_epoch}, {seconds:.0f} s)")
 
     test_of = {k: v["test"] for k, v in out["models"].items()}
     recbole = json.loads(RECBOLE_TEMPORAL.read_text())["models"]
@@ -437,7 +460,7 @@ RUNNERS = {"mf": run_mf, "autorec": run_autorec, "neumf": run_neumf, "graph": ru
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argument_parser("quality", __doc__)
     parser.add_argument(
         "--only", default=",".join(RUNNERS), help=f"comma-separated subset of {list(RUNNERS)}"
     )
@@ -445,10 +468,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in RUNNERS]
-    if unknown or not names:
-        parser.error(f"--only takes names among {list(RUNNERS)}, got {args.only!r}")
+    names = comma_list(parser, args.only, list(RUNNERS))
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     torch.set_num_threads(args.threads)
@@ -465,9 +485,7 @@ def main(argv: list[str] | None = None) -> dict:
         results[name] = RUNNERS[name](ratings, args.seed)
         results[name]["wall_s"] = time.perf_counter() - start
         results[name]["threads"] = torch.get_num_threads()
-        results[name]["command"] = " ".join(
-            ["python benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)]
-        )
+        results[name]["command"] = command_line("quality", argv)
         if "test" in results[name]:
             log(f"    test: {fmt(results[name]['test'])}")
         for target, ok in results[name]["targets"].items():

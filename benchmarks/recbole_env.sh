@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv-recbole/, a separate virtual environment holding RecBole 1.2.1,
-# the reference implementation that benchmarks/recbole_run.py compares the
-# course package against.  Usage (from anywhere):
+# the reference implementation that `python -m benchmarks.recbole_run` runs for
+# `python -m benchmarks.peers` to compare the course package against (the
+# benchmarks modules it imports need the standard library only, pandas for the
+# split files, and recbole).  Usage (from anywhere):
 #
 #     bash benchmarks/recbole_env.sh            # create or update
 #     bash benchmarks/recbole_env.sh --fresh    # delete and re-create

@@ -1,17 +1,20 @@
 """Reference runs of RecBole 1.2.1 on MovieLens-100K, under explicit protocols.
 
-Runs inside the separate environment made by ``benchmarks/recbole_env.sh``::
+Runs inside the separate environment made by ``benchmarks/recbole_env.sh``, from the
+repository root::
 
     bash benchmarks/recbole_env.sh
-    .venv-recbole/bin/python benchmarks/recbole_run.py --protocol ncf
-    .venv-recbole/bin/python benchmarks/recbole_run.py --protocol temporal
-    .venv-recbole/bin/python benchmarks/recbole_run.py --protocol recbole
+    .venv-recbole/bin/python -m benchmarks.recbole_run --protocol ncf
+    .venv-recbole/bin/python -m benchmarks.recbole_run --protocol temporal
+    .venv-recbole/bin/python -m benchmarks.recbole_run --protocol recbole
 
 and writes ``benchmarks/results/recbole_<protocol>.json``: versions, thread count,
 the per-epoch training time (which includes RecBole's negative sampling in its data
 loader), validation and test evaluation times, the test metrics of the best
 validation epoch, and for each model the exact ``config_dict`` handed to RecBole
-together with the resolved values of the keys that matter.
+together with the resolved values of the keys that matter. The models' settings and the
+protocols are in ``benchmarks/recbole_settings.py``, the split files in
+``benchmarks/recbole_split.py``.
 
 Protocols
 ---------
@@ -35,7 +38,7 @@ Protocols
 
 ``--split-dir DIR`` (``ncf`` and ``temporal`` only) skips this script's own split and uses
 the one in ``DIR/{train,valid,test}.tsv`` (tab-separated, columns ``user_id``, ``item_id``,
-``rating``, ``timestamp``, raw MovieLens ids): ``benchmarks/peers.py`` writes it so that
+``rating``, ``timestamp``, raw MovieLens ids): ``benchmarks.peers`` writes it so that
 RecBole and the course package train and test on exactly the same rows.
 
 Besides the wall-clock times, each model reports the process CPU times of its epochs
@@ -68,295 +71,25 @@ also parses ``sys.argv`` (hidden from it here).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from _common import write_json
-
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-INTER_HEADER = ["user_id:token", "item_id:token", "rating:float", "timestamp:float"]
-COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
-# RecBole's Config always reads a dataset called "ml-100k" from the copy in its wheel,
-# whatever data_path says, so the split files get another dataset name.
-DATASET = "ml-100k-split"
-
-# --------------------------------------------------------------------------- protocols
-
-NCF_COMMON = {
-    "learning_rate": 0.001,
-    "train_batch_size": 256,
-    "weight_decay": 0.0,
-}
-NEUMF_COMMON = {
-    **NCF_COMMON,
-    "mf_embedding_size": 32,
-    "mlp_embedding_size": 32,
-    "mlp_hidden_size": [64, 32, 16, 8],
-    "dropout_prob": 0.0,  # the NCF paper's; RecBole's default is 0.1
-    "train_neg_sample_args": {"distribution": "uniform", "sample_num": 4},
-}
-# Full-ranking models keep RecBole's defaults (lr 0.001, batch 2048, 1 negative), so
-# they need many epochs; the per-model "epochs" keep each run to a few minutes on one
-# CPU thread (about 0.25, 2.5 and 1.7 s an epoch for BPR, NGCF and LightGCN).
-FULL_COMMON = {
-    "learning_rate": 0.001,
-    "train_batch_size": 2048,
-    "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1},
-}
-
-# name -> (RecBole model class, config overrides).  Anything not listed is the
-# RecBole default of that model (recbole/properties/model/<Model>.yaml).
-MODELS = {
-    "ncf": {
-        # Pop counts the items of the training rows: no negatives must be sampled.
-        "Pop": ("Pop", {"train_neg_sample_args": None}),
-        "BPR": (
-            "BPR",
-            {
-                **NCF_COMMON,
-                "embedding_size": 32,
-                "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1},
-            },
-        ),
-        "GMF": ("NeuMF", {**NEUMF_COMMON, "mf_train": True, "mlp_train": False}),
-        "MLP": ("NeuMF", {**NEUMF_COMMON, "mf_train": False, "mlp_train": True}),
-        "NeuMF": ("NeuMF", {**NEUMF_COMMON, "mf_train": True, "mlp_train": True}),
-    },
-    "temporal": {
-        "BPR": ("BPR", {**FULL_COMMON, "embedding_size": 64, "epochs": 300}),
-        # RecBole defaults: embedding 64, hidden [64, 64, 64], message dropout 0.1.
-        "NGCF": ("NGCF", {**FULL_COMMON, "epochs": 80}),
-        # RecBole's default is n_layers=2; 3 is the LightGCN paper's setting.
-        "LightGCN": (
-            "LightGCN",
-            {**FULL_COMMON, "embedding_size": 64, "n_layers": 3, "epochs": 120},
-        ),
-    },
-}
-MODELS["recbole"] = {k: MODELS["temporal"][k] for k in ("BPR", "LightGCN")}
-
-PROTOCOLS = {
-    "ncf": {
-        "text": "leave-one-out by time (latest -> test, second latest -> valid), "
-        "100 sampled negatives (uni100), HR@10 and NDCG@10",
-        "metrics": ["Hit", "NDCG"],
-        "topk": [10],
-        "valid_metric": "NDCG@10",
-        "mode": "uni100",
-        "epochs": 20,
-        "stopping_step": 5,
-    },
-    "temporal": {
-        "text": "chronological split (each user's latest 20% -> test, the 10% before -> "
-        "valid), full ranking with training items masked, recall@k and NDCG@k",
-        "metrics": ["Recall", "NDCG"],
-        "topk": [10, 20],
-        "valid_metric": "NDCG@20",
-        "mode": "full",
-        "epochs": 300,
-        # RecBole's default patience (10) stops LightGCN on a plateau of its
-        # validation curve (epochs 30-60 here) long before it converges.
-        "stopping_step": 30,
-    },
-    "recbole": {
-        "text": "RecBole's default ml-100k protocol: random 8:1:1 split per user (RS, RO), "
-        "full ranking with training items masked, recall@k and NDCG@k",
-        "metrics": ["Recall", "NDCG"],
-        "topk": [10, 20],
-        "valid_metric": "NDCG@20",
-        "mode": "full",
-        "epochs": 300,
-        # RecBole's default patience (10) stops LightGCN on a plateau of its
-        # validation curve (epochs 30-60 here) long before it converges.
-        "stopping_step": 30,
-    },
-}
-
-NOTES = [
-    "Every rating is an implicit positive (no threshold); ml-100k has no duplicate pairs.",
-    "train_s is RecBole's training epoch including its data loader's negative sampling.",
-    "RecBole's train_batch_size counts rows after negative sampling: pointwise with 4 "
-    "negatives and batch 256 gives 51 positives x 5 rows = 255 rows a batch.",
-    "uni100: 100 negatives drawn uniformly with replacement among items the user never "
-    "rated (train, valid or test), re-drawn at every evaluation; test is evaluated once. "
-    "Scores are scattered into a (users, items) matrix, so a negative drawn twice counts "
-    "once: a few users rank slightly fewer than 101 distinct candidates.",
-    "Ranking ties (many for Pop) are broken by torch.topk over the item-id columns, i.e. "
-    "by RecBole's internal item index, neither for nor against the held-out item.",
-    "With benchmark_filename set, RecBole ignores eval_args.split (it still shows the "
-    "default RS entry in resolved_config); order/group_by are unused too.",
-    "Full ranking masks the user's training items (and validation items at test time).",
-    "Test metrics are those of the checkpoint of the best validation epoch (RecBole's "
-    "load_best_model); with --no-valid, of the last epoch.",
-]
-
-
-# ------------------------------------------------------------------------------ splits
-
-
-def mirror_inter_file() -> Path:
-    """The ml-100k interactions shipped in the recbole wheel."""
-    import recbole
-
-    return Path(recbole.__file__).parent / "dataset_example" / "ml-100k" / "ml-100k.inter"
-
-
-def read_inter(path: Path):
-    import pandas as pd
-
-    df = pd.read_csv(path, sep="\t")
-    df.columns = [c.split(":")[0] for c in df.columns]
-    df = df[COLUMNS].copy()
-    df["row"] = range(len(df))
-    return df
-
-
-def order_ratings(df, ties: str, per_user: bool):
-    """Sort chronologically; equal timestamps are ordered by item_id or file row."""
-    tie = "item_id" if ties == "item" else "row"
-    if per_user:
-        keys = ["user_id", "timestamp", tie]
-    elif ties == "item":
-        keys = ["timestamp", "user_id", "item_id"]
-    else:
-        keys = ["timestamp", "row"]
-    return df.sort_values(keys, kind="mergesort")
-
-
-def _n(frac: float, n):
-    """Rows a fraction of ``n`` takes: round half up (``n`` may be an array)."""
-    import numpy as np
-
-    return np.floor(np.asarray(n) * frac + 0.5).astype(int)
-
-
-def leave_one_out(df, ties: str, valid: bool):
-    ordered = order_ratings(df, ties, per_user=True)
-    from_end = ordered.groupby("user_id").cumcount(ascending=False).to_numpy()
-    test = ordered[from_end == 0]
-    if valid:
-        return ordered[from_end >= 2], ordered[from_end == 1], test
-    return ordered[from_end >= 1], None, test
-
-
-def chronological(df, ties: str, scope: str, test_frac: float, valid_frac: float):
-    import numpy as np
-
-    if scope == "user":
-        ordered = order_ratings(df, ties, per_user=True)
-        size = ordered.groupby("user_id")["item_id"].transform("size").to_numpy()
-        from_end = ordered.groupby("user_id").cumcount(ascending=False).to_numpy()
-    else:
-        ordered = order_ratings(df, ties, per_user=False)
-        size = np.full(len(ordered), len(ordered))
-        from_end = np.arange(len(ordered))[::-1]
-    n_test = np.maximum(_n(test_frac, size), 1)
-    n_valid = _n(valid_frac, size)
-    test = ordered[from_end < n_test]
-    valid = ordered[(from_end >= n_test) & (from_end < n_test + n_valid)]
-    train = ordered[from_end >= n_test + n_valid]
-    return train, (valid if valid_frac > 0 else None), test
-
-
-def write_inter(df, path: Path) -> None:
-    out = df[COLUMNS].sort_values(["user_id", "timestamp"], kind="mergesort")
-    out.to_csv(path, sep="\t", index=False, header=INTER_HEADER)
-
-
-def prepare_data(args, data_dir: Path) -> dict:
-    """Write the split files for RecBole; return a description of the split."""
-    src = Path(args.inter_file) if args.inter_file else mirror_inter_file()
-    if args.protocol == "recbole":
-        if args.inter_file or args.split_dir:
-            raise SystemExit(
-                "--inter-file and --split-dir apply to the ncf and temporal protocols only"
-            )
-        return {
-            "method": "RecBole eval_args split RS [0.8, 0.1, 0.1], order RO, group_by user",
-            "source": str(src),
-        }
-    ds_dir = data_dir / DATASET
-    ds_dir.mkdir(parents=True)
-    if args.split_dir:
-        return given_split(Path(args.split_dir), ds_dir)
-    df = read_inter(src)
-    if args.protocol == "ncf":
-        train, valid, test = leave_one_out(df, args.ties, valid=not args.no_valid)
-        method = (
-            "leave-one-out per user by (timestamp, "
-            f"{'item_id' if args.ties == 'item' else 'row'}): latest -> test, "
-            + ("second latest -> valid, " if not args.no_valid else "")
-            + "rest -> train"
-        )
-    else:
-        train, valid, test = chronological(
-            df, args.ties, args.scope, args.test_frac, 0.0 if args.no_valid else args.valid_frac
-        )
-        method = (
-            f"chronological ({'per user' if args.scope == 'user' else 'global'}), ties by "
-            f"{'item_id' if args.ties == 'item' else 'row'}: latest {args.test_frac:g} -> test"
-            + ("" if args.no_valid else f", the {args.valid_frac:g} before -> valid")
-            + ", rest -> train (fractions of each user's ratings, rounded half up)"
-        )
-    write_inter(train, ds_dir / f"{DATASET}.train.inter")
-    write_inter(test, ds_dir / f"{DATASET}.test.inter")
-    write_inter(valid if valid is not None else test, ds_dir / f"{DATASET}.valid.inter")
-    return {
-        "method": method,
-        "validation": "test file reused, evaluated after the last epoch only"
-        if valid is None
-        else "held out",
-        "source": str(src),
-        "ties": args.ties,
-        "rows": {
-            "train": len(train),
-            "valid": 0 if valid is None else len(valid),
-            "test": len(test),
-        },
-        "users": {
-            "train": int(train["user_id"].nunique()),
-            "test": int(test["user_id"].nunique()),
-            "test_users_without_train": int((~test["user_id"].isin(train["user_id"])).sum()),
-        },
-    }
-
-
-def given_split(split_dir: Path, ds_dir: Path) -> dict:
-    """Copy a split made elsewhere (``peers.py``) into RecBole's benchmark files."""
-    import pandas as pd
-
-    parts = {}
-    for part in ("train", "valid", "test"):
-        path = split_dir / f"{part}.tsv"
-        if not path.exists():
-            raise SystemExit(f"--split-dir: {path} is missing")
-        df = pd.read_csv(path, sep="\t")
-        missing = set(COLUMNS) - set(df.columns)
-        if missing:
-            raise SystemExit(f"--split-dir: {path} lacks the columns {sorted(missing)}")
-        parts[part] = df
-        write_inter(df, ds_dir / f"{DATASET}.{part}.inter")
-    train, test = parts["train"], parts["test"]
-    return {
-        "method": f"given by --split-dir ({split_dir.name})",
-        "validation": "held out",
-        "source": str(split_dir),
-        "rows": {part: len(df) for part, df in parts.items()},
-        "users": {
-            "train": int(train["user_id"].nunique()),
-            "test": int(test["user_id"].nunique()),
-            "test_users_without_train": int((~test["user_id"].isin(train["user_id"])).sum()),
-        },
-    }
-
+from benchmarks.common import (
+    REPO,
+    RESULTS,
+    Clock,
+    argument_parser,
+    command_line,
+    set_thread_env,
+    write_json,
+)
+from benchmarks.recbole_settings import MODELS, NOTES, PROTOCOLS
+from benchmarks.recbole_split import COLUMNS, DATASET, prepare_data
 
 # ----------------------------------------------------------------------------- running
 
@@ -373,25 +106,25 @@ def timed(trainer_cls):
             self.epoch_log = []
 
         def _train_epoch(self, *args, **kwargs):
-            start, cpu = time.perf_counter(), time.process_time()
-            loss = super()._train_epoch(*args, **kwargs)
+            with Clock() as c:
+                loss = super()._train_epoch(*args, **kwargs)
             total = sum(loss) if isinstance(loss, tuple) else loss
             self.epoch_log.append(
                 {
                     "epoch": len(self.epoch_log),
-                    "train_s": round(time.perf_counter() - start, 4),
-                    "train_cpu_s": round(time.process_time() - cpu, 4),
+                    "train_s": round(c.wall, 4),
+                    "train_cpu_s": round(c.cpu, 4),
                     "loss": float(total),
                 }
             )
             return loss
 
         def _valid_epoch(self, *args, **kwargs):
-            start, cpu = time.perf_counter(), time.process_time()
-            score, result = super()._valid_epoch(*args, **kwargs)
+            with Clock() as c:
+                score, result = super()._valid_epoch(*args, **kwargs)
             self.epoch_log[-1].update(
-                valid_s=round(time.perf_counter() - start, 4),
-                valid_cpu_s=round(time.process_time() - cpu, 4),
+                valid_s=round(c.wall, 4),
+                valid_cpu_s=round(c.cpu, 4),
                 valid_score=float(score),
                 valid=course_names(result),
             )
@@ -467,22 +200,18 @@ def run_model(
         sys.argv = argv
     init_seed(config["seed"], config["reproducibility"])
     torch.set_num_threads(threads)
-    start = time.perf_counter()
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    prep_s = time.perf_counter() - start
+    with Clock() as prep:
+        dataset = create_dataset(config)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    start = time.perf_counter()
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    model_init_s = time.perf_counter() - start
+    with Clock() as init:
+        model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = timed(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
 
-    start = time.perf_counter()
-    best_score, best_valid = trainer.fit(train_data, valid_data, verbose=verbose, saved=True)
-    fit_s = time.perf_counter() - start
-    start, cpu = time.perf_counter(), time.process_time()
-    test = trainer.evaluate(test_data, load_best_model=True)
-    test_s, test_cpu_s = time.perf_counter() - start, time.process_time() - cpu
+    with Clock() as fitting:
+        best_score, best_valid = trainer.fit(train_data, valid_data, verbose=verbose, saved=True)
+    with Clock() as testing:
+        test = trainer.evaluate(test_data, load_best_model=True)
 
     log = trainer.epoch_log
     scored = [e for e in log if "valid_score" in e]
@@ -510,11 +239,11 @@ def run_model(
         "valid_cpu_s_per_eval_mean": round(sum(e["valid_cpu_s"] for e in scored) / len(scored), 4)
         if scored
         else None,
-        "prep_s": round(prep_s, 4),
-        "model_init_s": round(model_init_s, 4),
-        "fit_s": round(fit_s, 3),
-        "test_eval_s": round(test_s, 4),
-        "test_eval_cpu_s": round(test_cpu_s, 4),
+        "prep_s": round(prep.wall, 4),
+        "model_init_s": round(init.wall, 4),
+        "fit_s": round(fitting.wall, 3),
+        "test_eval_s": round(testing.wall, 4),
+        "test_eval_cpu_s": round(testing.cpu, 4),
         "best_valid": course_names(best_valid) if best_valid else None,
         "test": course_names(test),
         "epochs": log,
@@ -574,7 +303,7 @@ def parse_set(items: list[str]) -> dict:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argument_parser("recbole_run", __doc__)
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), required=True)
     p.add_argument("--models", nargs="+", help="subset of the protocol's models (default all)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default per model)")
@@ -628,7 +357,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     # Before torch is imported: one thread, and torch>=2.6's weights_only=True default
     # would refuse RecBole's checkpoints (they pickle its Config object).
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+    set_thread_env(args.threads)
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     import logging
     import warnings
@@ -704,7 +433,7 @@ def main(argv=None) -> int:
             "protocol": args.protocol,
             "description": PROTOCOLS[args.protocol],
             "split": split,
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "command": command_line("recbole_run", argv),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": {
                 "recbole": recbole.__version__,

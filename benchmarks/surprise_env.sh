@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv-surprise/, a separate virtual environment holding scikit-surprise 1.1.5,
-# the explicit-rating peer that benchmarks/peers.py compares the course package against
-# (through benchmarks/surprise_run.py).  Usage (from anywhere):
+# the explicit-rating peer that `python -m benchmarks.peers` compares the course package
+# against (through `python -m benchmarks.surprise_run`, which imports benchmarks.common: the
+# standard library only, no recs_course).  Usage (from anywhere):
 #
 #     bash benchmarks/surprise_env.sh            # create or update
 #     bash benchmarks/surprise_env.sh --fresh    # delete and re-create
@@ -11,7 +12,7 @@
 #   * numpy<2                 surprise's Cython extensions were built against the NumPy 1.x
 #                             ABI in earlier releases; 1.26 is the safe choice for every
 #                             1.1.x wheel and costs nothing here.
-#   * pandas<3                only used by surprise_run.py to read the split files.
+#   * pandas<3                only used by benchmarks/surprise_run.py to read the split files.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

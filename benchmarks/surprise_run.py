@@ -1,9 +1,9 @@
-"""scikit-surprise's SVD and SVD++ on a rating split written by ``benchmarks/peers.py``.
+"""scikit-surprise's SVD and SVD++ on a rating split written by ``benchmarks.peers``.
 
-Runs inside the separate environment made by ``benchmarks/surprise_env.sh``; ``peers.py``
-calls it as a subprocess::
+Runs inside the separate environment made by ``benchmarks/surprise_env.sh``, from the
+repository root; ``benchmarks.peers`` calls it as a subprocess::
 
-    .venv-surprise/bin/python benchmarks/surprise_run.py --ratings SPLIT.tsv --out OUT.json \
+    .venv-surprise/bin/python -m benchmarks.surprise_run --ratings SPLIT.tsv --out OUT.json \
         [--models SVD SVDpp] [--tasks split cv] [--epochs 20] [--threads 1]
 
 ``SPLIT.tsv`` holds one rating per line with the columns ``user_id``, ``item_id``, ``rating``,
@@ -18,16 +18,14 @@ defaults: clipped to the rating scale, the global mean for unknown users or item
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import platform
 import sys
-import time
+
+from benchmarks.common import Clock, argument_parser, set_thread_env, write_json
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argument_parser("surprise_run", __doc__)
     p.add_argument("--ratings", required=True, help="tab-separated split file (see above)")
     p.add_argument("--out", required=True, help="output JSON")
     p.add_argument("--models", nargs="+", default=["SVD", "SVDpp"], choices=["SVD", "SVDpp"])
@@ -40,8 +38,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    set_thread_env(args.threads)
     import numpy as np
     import pandas as pd
     import surprise
@@ -72,20 +69,19 @@ def main(argv=None) -> int:
             )
         )
         algo = classes[name](random_state=args.seed, **params[name])
-        start, cpu = time.perf_counter(), time.process_time()
-        algo.fit(trainset)
-        fit_s, fit_cpu_s = time.perf_counter() - start, time.process_time() - cpu
-        start, cpu = time.perf_counter(), time.process_time()
-        predictions = algo.test(testset)
-        test_s, test_cpu_s = time.perf_counter() - start, time.process_time() - cpu
+        with Clock() as fit_clock:
+            algo.fit(trainset)
+        with Clock() as test_clock:
+            predictions = algo.test(testset)
+        epochs = params[name]["n_epochs"]
         return {
             "RMSE": float(accuracy.rmse(predictions, verbose=False)),
             "MAE": float(accuracy.mae(predictions, verbose=False)),
-            "fit_s": round(fit_s, 4),
-            "train_s_per_epoch": round(fit_s / params[name]["n_epochs"], 4),
-            "train_cpu_s_per_epoch": round(fit_cpu_s / params[name]["n_epochs"], 4),
-            "test_s": round(test_s, 4),
-            "test_cpu_s": round(test_cpu_s, 4),
+            "fit_s": round(fit_clock.wall, 4),
+            "train_s_per_epoch": round(fit_clock.wall / epochs, 4),
+            "train_cpu_s_per_epoch": round(fit_clock.cpu / epochs, 4),
+            "test_s": round(test_clock.wall, 4),
+            "test_cpu_s": round(test_clock.cpu, 4),
             "n_test": len(testset),
         }
 
@@ -119,8 +115,7 @@ def main(argv=None) -> int:
         "seed": args.seed,
         "models": results,
     }
-    with open(args.out, "w") as fh:
-        json.dump(report, fh, indent=1)
+    write_json(args.out, report, indent=1)
     return 0
 
 
