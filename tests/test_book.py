@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from book_toc import toc_pages
 
 pytestmark = pytest.mark.browser
 
@@ -40,23 +41,6 @@ CHAPTER = re.compile(r"^book/\d\d_\w+$")
 BAD_OUTPUT = re.compile(
     r"Traceback \(most recent call last\)|\b\w*(Warning|Error):|\d+%\|[^\n]*\|\s*\d+/\d+"
 )
-
-
-def _toc_files(entries) -> list[str]:
-    files = []
-    for entry in entries or []:
-        if "file" in entry:
-            files.append(entry["file"])
-        files += _toc_files(entry.get("sections"))
-    return files
-
-
-def toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + _toc_files(toc.get("chapters"))
-    for part in toc.get("parts") or []:
-        files += _toc_files(part.get("chapters"))
-    return files
 
 
 PAGES = toc_pages()

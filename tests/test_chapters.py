@@ -19,7 +19,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
-import yaml
+from book_toc import toc_pages
 
 from recs_course.notebook import read_records
 
@@ -31,32 +31,12 @@ IDS = [p.stem for p in CHAPTERS]
 REQUIRED_PARAMETERS = {"DATASET", "SAMPLE_USERS", "EPOCHS", "DEVICE", "SEED", "QUICK"}
 
 
-def _toc_files(entries) -> list[str]:
-    files = []
-    for entry in entries or []:
-        if "file" in entry:
-            files.append(entry["file"])
-        files += _toc_files(entry.get("sections"))
-        for part in entry.get("parts", []) or []:
-            files += _toc_files(part.get("chapters"))
-    return files
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []) or []:
-        files += _toc_files(part.get("chapters"))
-    files += _toc_files(toc.get("chapters"))
-    return files
-
-
 def code_cells(nb) -> list:
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
 def test_toc_lists_every_chapter_and_only_existing_files():
-    listed = toc_files()
+    listed = toc_pages()
     for f in listed:
         assert (ROOT / f).with_suffix(".md").exists(), f"_toc.yml lists {f}, which does not exist"
     for md in CHAPTERS:
