@@ -34,7 +34,8 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from .losses import LossFn, get_loss
-from .training import _epoch_batches, _move_batch, _resolve_device
+from .models.base import place_model
+from .training import _as_optimizers, _check_optimizers, _epoch_batches, _move_batch
 
 __all__ = [
     "triangular",
@@ -293,7 +294,7 @@ def lr_range_test(
     model: nn.Module,
     train_data: Iterable[Sequence[Tensor]] | Callable[[int], Iterable[Sequence[Tensor]]],
     loss: str | LossFn,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
     start_lr: float = 1e-6,
     end_lr: float = 1.0,
     num_steps: int = 100,
@@ -304,16 +305,19 @@ def lr_range_test(
     """Train with an exponentially growing learning rate and record the loss of each step.
 
     Step ``i`` uses ``start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))`` for every
-    parameter group. The loss is smoothed by a bias-corrected exponential moving average with
-    weight ``smooth`` on the newest batch; the test stops early once the smoothed loss exceeds
-    ``diverge`` times its minimum (or the loss is not finite). The batches of ``train_data`` are
-    reused from the start when it runs out (a callable gets epoch numbers 0, 1, ...).
+    parameter group (of every optimiser, when several share the parameters out). The loss is
+    smoothed by a bias-corrected exponential moving average with weight ``smooth`` on the newest
+    batch; the test stops early once the smoothed loss exceeds ``diverge`` times its minimum (or
+    the loss is not finite). The batches of ``train_data`` are reused from the start when it
+    runs out (a callable gets epoch numbers 0, 1, ...).
 
-    The model's weights, its train/eval mode and the optimiser's state (rates included) are
+    The model's weights, its train/eval mode and the optimisers' states (rates included) are
     restored afterwards: the test only looks.
 
     Args:
-        model, train_data, loss, optimizer, device: as in :func:`recs_course.training.fit`.
+        model, train_data, loss, optimizer, device: as in :func:`recs_course.training.fit`
+            (one optimiser or a list of them, checked by the same rules; ``device`` by
+            :func:`recs_course.models.base.place_model`).
         start_lr, end_lr: the first and the last rate tried, ``0 < start_lr < end_lr``.
         num_steps: the number of steps (batches), at least 2.
         smooth: weight of the newest loss in the moving average, in (0, 1].
@@ -330,12 +334,13 @@ def lr_range_test(
     if _number("smooth", smooth, low=0.0, strict=True) > 1:
         raise ValueError(f"smooth must be in (0, 1], got {smooth}")
     _number("diverge", diverge, low=1.0, strict=True)
+    optimizers = _as_optimizers(optimizer)
+    _check_optimizers(model, optimizers)
     loss_fn = get_loss(loss)
-    dev = _resolve_device(model, device)
-    model.to(dev)
+    dev = place_model(model, device)
 
     saved_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    saved_opt = copy.deepcopy(optimizer.state_dict())
+    saved_opts = [copy.deepcopy(opt.state_dict()) for opt in optimizers]
     was_training = model.training
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(num_steps) / (num_steps - 1))
     rows: list[tuple[float, float, float]] = []
@@ -344,17 +349,20 @@ def lr_range_test(
         model.train()
         batches = _cycle_batches(train_data)
         for i, lr in enumerate(lrs):
-            for group in optimizer.param_groups:
-                group["lr"] = float(lr)
+            for opt in optimizers:
+                for group in opt.param_groups:
+                    group["lr"] = float(lr)
             batch = _move_batch(next(batches), dev)
-            optimizer.zero_grad(set_to_none=True)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
             value = loss_fn(model, batch)
             current = float(value.detach())
             if not math.isfinite(current):
                 rows.append((float(lr), current, math.nan))
                 break
             value.backward()
-            optimizer.step()
+            for opt in optimizers:
+                opt.step()
             avg = (1.0 - smooth) * avg + smooth * current
             smoothed = avg / (1.0 - (1.0 - smooth) ** (i + 1))
             rows.append((float(lr), current, smoothed))
@@ -363,7 +371,8 @@ def lr_range_test(
                 break
     finally:
         model.load_state_dict(saved_model)
-        optimizer.load_state_dict(saved_opt)
+        for opt, state in zip(optimizers, saved_opts, strict=True):
+            opt.load_state_dict(state)
         model.train(was_training)
     frame = pd.DataFrame(rows, columns=["lr", "loss", "smoothed"])
     frame.attrs["smooth"] = smooth

@@ -16,6 +16,16 @@ and the data is any iterable of batches (tuples of tensors). For implicit feedba
 Each epoch trains on every batch, then calls ``evaluate(model)`` with the model in eval mode
 (dropout off) under ``torch.no_grad()``, records the results, keeps a copy of the best weights
 according to ``monitor`` and stops after ``patience`` epochs without improvement.
+
+Several optimisers can share the parameters out, each stepped on every batch: sparse embeddings
+(``MF(sparse=True)``) need one that takes sparse gradients, the other parameters a dense one::
+
+    model = MF(n_users, n_items, sparse=True)
+    sparse = [model.user_embedding.weight, model.item_embedding.weight,
+              model.user_bias.weight, model.item_bias.weight]
+    history = fit(model, batches, "mse",
+                  [torch.optim.SparseAdam(sparse, lr=1e-2),
+                   torch.optim.Adam([model.global_bias], lr=1e-2)], epochs=10)
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import random
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from .losses import LossFn, get_loss
+from .models.base import place_model
 from .utils import check_flag, get_device, progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,9 +85,10 @@ class History:
     Attributes:
         records: one dict per epoch with ``epoch`` (1-based), ``loss`` (mean training loss of the
             epoch, weighted by batch size), the metrics returned by ``evaluate``, ``lr`` (the
-            rate of the epoch's last optimiser step, first parameter group) and ``time``
-            (seconds for training plus evaluation).
-        lrs: the learning rate of every optimiser step (first parameter group), for plots.
+            rate of the epoch's last optimiser step, first optimiser, first parameter group) and
+            ``time`` (seconds for training plus evaluation).
+        lrs: the learning rate of every optimiser step (first optimiser, first parameter group),
+            for plots.
         best_epoch: the epoch (1-based) with the best ``monitor`` value, ``None`` without monitor.
         best: the record of that epoch, ``None`` without monitor.
         stopped_early: whether ``patience`` ended the training before ``epochs``.
@@ -111,18 +123,7 @@ class History:
         return plot_history(self, metrics=metrics, ax=ax)
 
 
-# --------------------------------------------------------------------------- helpers shared
-def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
-    """``None``: where the model already is (its first parameter or buffer, else the CPU)."""
-    if device is None:
-        for tensor in model.parameters():
-            return tensor.device
-        for tensor in model.buffers():
-            return tensor.device
-        return torch.device("cpu")
-    return get_device(device)
-
-
+# --------------------------------------------------------------------------- batches and data
 def _move_batch(batch: Any, device: torch.device) -> tuple[Any, ...]:
     """A batch as a tuple with its tensors on ``device`` (a lone tensor becomes a 1-tuple)."""
     if isinstance(batch, Tensor):
@@ -153,6 +154,20 @@ def _epoch_batches(train_data: Any, epoch: int) -> Iterable[Any]:
     )
 
 
+def _check_train_data(train_data: Any, epochs: int) -> None:
+    """Refuse a one-shot iterator (a generator, ``iter(list)``) for more than one epoch.
+
+    An iterator is its own ``__iter__`` and has ``__next__``: ``collections.abc.Iterator``
+    recognises it without starting it (a generator's code would run up to its first ``yield``).
+    """
+    if epochs > 1 and isinstance(train_data, Iterator):
+        raise ValueError(
+            "train_data is a one-shot iterator (e.g. a generator): it would be empty from "
+            "the second epoch on. Pass a list, a Batches object, or a callable epoch -> "
+            "iterable that builds the batches of each epoch"
+        )
+
+
 def _batch_size(batch: tuple[Any, ...]) -> int:
     for x in batch:
         if isinstance(x, Tensor):
@@ -160,28 +175,328 @@ def _batch_size(batch: tuple[Any, ...]) -> int:
     return 1
 
 
-def _infer_mode(monitor: str) -> str:
-    name = monitor.lower()
-    return "min" if any(hint in name for hint in _MIN_HINTS) else "max"
-
-
-def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
-    if not math.isfinite(value):
-        return False
-    if best is None:
-        return True
-    return value > best + min_delta if mode == "max" else value < best - min_delta
-
-
-def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def _progress_bar(total: int, progress: bool) -> Any:
-    """One bar over the epochs (see :func:`recs_course.utils.progress_bar`)."""
-    return progress_bar(
-        total, progress=progress, desc="fit", unit="epoch", leave=False, dynamic_ncols=True
+# --------------------------------------------------------------------------- optimisers
+def _as_optimizers(optimizer: object) -> tuple[torch.optim.Optimizer, ...]:
+    """``optimizer`` as a tuple: one optimiser, or a non-empty list or tuple of them."""
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return (optimizer,)
+    hint = (
+        "a torch optimizer built on the model's parameters, e.g. "
+        "torch.optim.Adam(model.parameters(), lr=1e-3), or a list of them that shares the "
+        "parameters out, e.g. [torch.optim.SparseAdam(embeddings), torch.optim.Adam(others)]"
     )
+    if isinstance(optimizer, (list, tuple)) and optimizer:
+        for k, opt in enumerate(optimizer):
+            if not isinstance(opt, torch.optim.Optimizer):
+                raise ValueError(f"optimizer[{k}] must be {hint}, got {type(opt).__name__}")
+        return tuple(optimizer)
+    raise ValueError(f"optimizer must be {hint}, got {optimizer!r:.80}")
+
+
+def _optimizer_name(optimizers: Sequence[torch.optim.Optimizer], k: int) -> str:
+    label = "optimizer" if len(optimizers) == 1 else f"optimizer[{k}]"
+    return f"{label} ({type(optimizers[k]).__name__})"
+
+
+def _sparse_parameters(model: nn.Module) -> set[int]:
+    """The ids of the parameters whose gradients are sparse: weights of ``nn.Embedding`` and
+    ``nn.EmbeddingBag`` built with ``sparse=True`` (as ``MF(sparse=True)``)."""
+    return {
+        id(module.weight)
+        for module in model.modules()
+        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and module.sparse
+    }
+
+
+#: torch's optimisers that step sparse gradients; its other ones raise at the first step.
+_SPARSE_CAPABLE = (torch.optim.SGD, torch.optim.Adagrad, torch.optim.SparseAdam)
+
+
+def _check_optimizers(model: nn.Module, optimizers: Sequence[torch.optim.Optimizer]) -> None:
+    """Check, by identity and before anything trains, that the optimisers share out ``model``'s
+    trainable parameters: each one held by exactly one optimiser.
+
+    Refused, with a ``ValueError`` naming the parameter: a parameter in two optimisers (stepped
+    twice per batch); a trainable parameter (``requires_grad``) in none (it would get gradients
+    and never move: freeze it with ``requires_grad_(False)`` instead); optimisers holding none of
+    the model's parameters (built on another model, or on one built before this one); a
+    sparse-gradient parameter (``nn.Embedding(sparse=True)``) in one of torch's optimisers that
+    cannot step it, and a dense one in ``SparseAdam``. Frozen parameters may be in an optimiser
+    or not; parameters that are not the model's (a loss's own) are allowed.
+    """
+    names = {id(p): name for name, p in model.named_parameters()}
+    owner: dict[int, int] = {}
+    for k, opt in enumerate(optimizers):
+        for group in opt.param_groups:
+            for p in group["params"]:
+                if owner.setdefault(id(p), k) != k:
+                    name = names.get(id(p), f"of shape {tuple(p.shape)}")
+                    raise ValueError(
+                        f"parameter {name} is in {_optimizer_name(optimizers, owner[id(p)])} "
+                        f"and in {_optimizer_name(optimizers, k)}: it would be stepped twice per "
+                        "batch. Give each parameter to one optimizer"
+                    )
+    if not names:
+        return  # a model without parameters (Popularity): nothing to train, nothing to check
+    model_name = type(model).__name__
+    if not owner.keys() & names.keys():
+        which = "optimizer holds" if len(optimizers) == 1 else "optimizers hold"
+        raise ValueError(
+            f"{which} none of this {model_name}'s parameters (was it built on another model, "
+            "or on one built before this one?): build it after the model, on model.parameters()"
+        )
+    left_out = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in owner]
+    if left_out:
+        raise ValueError(
+            f"this {model_name}'s trainable parameters {left_out[:5]} are in no optimizer: they "
+            "would get gradients and never change. Add them to an optimizer (each parameter to "
+            "exactly one), or freeze them with parameter.requires_grad_(False)"
+        )
+    sparse = _sparse_parameters(model)
+    for k, opt in enumerate(optimizers):
+        held = [p for group in opt.param_groups for p in group["params"] if id(p) in names]
+        if isinstance(opt, torch.optim.SparseAdam):
+            dense = [names[id(p)] for p in held if id(p) not in sparse and p.requires_grad]
+            if dense:
+                raise ValueError(
+                    f"{_optimizer_name(optimizers, k)} holds {dense[:5]}, whose gradients are "
+                    "dense: SparseAdam steps only embeddings built with sparse=True. Put the "
+                    "other parameters in a second optimizer, e.g. optimizer=["
+                    "torch.optim.SparseAdam(sparse_ones), torch.optim.Adam(dense_ones)]"
+                )
+        elif type(opt).__module__.startswith("torch.optim") and not isinstance(
+            opt, _SPARSE_CAPABLE
+        ):
+            bad = [names[id(p)] for p in held if id(p) in sparse]
+            if bad:
+                raise ValueError(
+                    f"{_optimizer_name(optimizers, k)} cannot step {bad[:5]}, whose gradients "
+                    "are sparse (an embedding built with sparse=True): give them to "
+                    "torch.optim.SparseAdam, Adagrad or SGD, and the other parameters to this one"
+                )
+
+
+def _own_sparse_grads(params: Sequence[Tensor]) -> None:
+    """Give every sparse gradient values of its own (coalesced), before anything changes them
+    in place.
+
+    An embedding's sparse gradient keeps the gradient it received as its values: in ``MF`` the
+    user and the item bias tables get the very same tensor, so an in-place operation on one
+    (``GradScaler.unscale_``, clipping) changes the other too, and unscaling both divides them
+    twice. Coalescing makes new values (and sums the rows looked up twice, as the optimisers
+    taking sparse gradients do anyway).
+    """
+    for p in params:
+        grad = p.grad
+        if grad is not None and grad.is_sparse:
+            coalesced = grad.coalesce()
+            p.grad = coalesced.clone() if coalesced is grad else coalesced
+
+
+def _clip_grad_norm(params: Sequence[Tensor], max_norm: float) -> None:
+    """``nn.utils.clip_grad_norm_``, which also handles sparse gradients.
+
+    torch's version cannot take the norm of a sparse gradient; those get values of their own
+    (:func:`_own_sparse_grads`) scaled with the same formula: every gradient times
+    ``min(1, max_norm / (total_norm + 1e-6))``.
+    """
+    if not any(p.grad is not None and p.grad.is_sparse for p in params):
+        nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    _own_sparse_grads(params)
+    grads = [p.grad for p in params if p.grad is not None]
+    values = [g._values() if g.is_sparse else g for g in grads]
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v) for v in values]))
+    scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for v in values:
+        v.mul_(scale.to(v.device, v.dtype))
+
+
+# --------------------------------------------------------------------------- schedulers
+def _scheduler_cadence(scheduler: Any, scheduler_step: str | None) -> str:
+    """``"batch"``, ``"epoch"`` or ``"plateau"``: when ``fit`` steps ``scheduler``.
+
+    ``ReduceLROnPlateau`` is stepped once per epoch with the monitored value. Otherwise an
+    explicit ``scheduler_step`` decides; without it, schedulers whose steps count optimiser
+    steps (``OneCycleLR``, ``CyclicLR``, :class:`recs_course.schedules.ScheduleLR`) are
+    stepped per batch and those whose steps count epochs (``StepLR``, ``MultiStepLR``,
+    ``ExponentialLR``) per epoch. Any other scheduler is read both ways in practice
+    (``CosineAnnealingLR``'s ``T_max``, ``LambdaLR``'s function), so it needs the choice.
+    """
+    from torch.optim import lr_scheduler as lrs
+
+    from .schedules import ScheduleLR
+
+    name = type(scheduler).__name__
+    if isinstance(scheduler, lrs.ReduceLROnPlateau):
+        if scheduler_step == "batch":
+            raise ValueError(
+                "ReduceLROnPlateau is stepped once per epoch with the monitored value (the "
+                "training loss without monitor): leave scheduler_step=None or pass 'epoch'"
+            )
+        return "plateau"
+    if scheduler_step is not None:
+        return scheduler_step
+    if isinstance(scheduler, (lrs.OneCycleLR, lrs.CyclicLR, ScheduleLR)):
+        return "batch"
+    if isinstance(scheduler, (lrs.StepLR, lrs.MultiStepLR, lrs.ExponentialLR)):
+        return "epoch"
+    raise ValueError(
+        f"fit cannot tell whether this {name} should be stepped after every batch or after "
+        "every epoch: pass scheduler_step='batch' if its steps count optimiser steps (as "
+        "OneCycleLR's total_steps) or scheduler_step='epoch' if they count epochs (as "
+        "StepLR's step_size or CosineAnnealingLR(T_max=epochs))"
+    )
+
+
+class _Schedules:
+    """The learning-rate schedulers of one :func:`fit` call and when each one is stepped."""
+
+    def __init__(
+        self,
+        scheduler: Any,
+        scheduler_step: str | None,
+        optimizers: Sequence[torch.optim.Optimizer],
+    ) -> None:
+        if scheduler_step not in (None, "batch", "epoch"):
+            raise ValueError(
+                f"scheduler_step must be 'batch', 'epoch' or None (decided from the scheduler's "
+                f"class), got {scheduler_step!r}"
+            )
+        if scheduler is None:
+            schedulers: list[Any] = []
+        elif isinstance(scheduler, (list, tuple)):
+            schedulers = list(scheduler)
+        else:
+            schedulers = [scheduler]
+        self.entries: list[tuple[Any, str]] = []
+        for s in schedulers:
+            if not callable(getattr(s, "step", None)):
+                raise ValueError(
+                    f"scheduler must be a learning-rate scheduler with a step() method (e.g. "
+                    f"torch.optim.lr_scheduler.OneCycleLR or recs_course.schedules.ScheduleLR), "
+                    f"a list of them, or None, got {type(s).__name__}"
+                )
+            stepped = getattr(s, "optimizer", None)
+            if isinstance(stepped, torch.optim.Optimizer) and not any(
+                stepped is opt for opt in optimizers
+            ):
+                raise ValueError(
+                    f"this {type(s).__name__} was built on another optimizer than the one(s) "
+                    "given to fit: its rates would change an optimizer that trains nothing. Build "
+                    "the scheduler on the optimizer you pass"
+                )
+            self.entries.append((s, _scheduler_cadence(s, scheduler_step)))
+
+    def after_batch(self) -> None:
+        for scheduler, when in self.entries:
+            if when == "batch":
+                scheduler.step()
+
+    def after_epoch(self, monitored: float) -> None:
+        """Step the per-epoch schedulers; ``ReduceLROnPlateau`` gets ``monitored``."""
+        for scheduler, when in self.entries:
+            if when == "plateau":
+                scheduler.step(monitored)
+            elif when == "epoch":
+                scheduler.step()
+
+
+# --------------------------------------------------------------------------- precision
+@dataclass
+class _Precision:
+    """Mixed precision: the ``autocast`` dtype (None: full precision) and, for float16 only, the
+    gradient scaler shared by all the optimisers (one ``scale``, one ``step`` per optimiser,
+    one ``update`` per batch, as torch's AMP recipe for several optimisers does)."""
+
+    device_type: str
+    dtype: torch.dtype | None = None
+    scaler: Any = None
+
+    @classmethod
+    def choose(cls, device: torch.device, amp: bool) -> _Precision:
+        if amp and device.type != "cuda":
+            warnings.warn(
+                f"amp=True has no effect on {device.type}: fit uses mixed precision on CUDA only",
+                UserWarning,
+                stacklevel=3,
+            )
+        if not amp or device.type != "cuda":
+            return cls(device.type)
+        if torch.cuda.is_bf16_supported():
+            return cls("cuda", torch.bfloat16)
+        scaler = (
+            torch.amp.GradScaler("cuda")
+            if hasattr(torch.amp, "GradScaler")
+            else torch.cuda.amp.GradScaler()  # torch < 2.3
+        )
+        return cls("cuda", torch.float16, scaler)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward_and_step(
+        self,
+        value: Tensor,
+        optimizers: Sequence[torch.optim.Optimizer],
+        params: Sequence[Tensor],
+        clip_grad: float | None,
+    ) -> None:
+        """Back-propagate ``value``, clip the gradients' global norm, step every optimiser."""
+        if self.scaler is None:
+            value.backward()
+            if clip_grad is not None:
+                _clip_grad_norm(params, clip_grad)
+            for opt in optimizers:
+                opt.step()
+            return
+        self.scaler.scale(value).backward()
+        _own_sparse_grads(params)  # unscale_ works in place: aliased values would be hit twice
+        if clip_grad is not None:
+            for opt in optimizers:
+                self.scaler.unscale_(opt)
+            _clip_grad_norm(params, clip_grad)
+        for opt in optimizers:
+            self.scaler.step(opt)  # skipped, for every optimiser, when a gradient is not finite
+        self.scaler.update()
+
+
+# --------------------------------------------------------------------------- one epoch
+@dataclass
+class _Step:
+    """One training step on one batch: zero the gradients, compute the loss, step."""
+
+    model: nn.Module
+    loss_fn: LossFn
+    optimizers: Sequence[torch.optim.Optimizer]
+    precision: _Precision
+    clip_grad: float | None = None
+    params: list[Tensor] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.params = [
+            p for opt in self.optimizers for group in opt.param_groups for p in group["params"]
+        ]
+
+    def lr(self) -> float:
+        """The rate the next step uses: the first optimiser's first parameter group's."""
+        return float(self.optimizers[0].param_groups[0]["lr"])
+
+    def __call__(self, batch: tuple[Any, ...]) -> Tensor:
+        """The batch's loss (detached, still on the device: reading it would synchronise)."""
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            value = self.loss_fn(self.model, batch)
+        if not isinstance(value, Tensor) or value.ndim != 0:
+            raise ValueError(
+                f"the loss must return a scalar tensor, got {type(value).__name__}"
+                + (f" of shape {tuple(value.shape)}" if isinstance(value, Tensor) else "")
+            )
+        self.precision.backward_and_step(value, self.optimizers, self.params, self.clip_grad)
+        return value.detach()
 
 
 def _read_losses(pending: list[tuple[int, float, Tensor, int]], epoch: int) -> tuple[float, int]:
@@ -207,6 +522,65 @@ def _read_losses(pending: list[tuple[int, float, Tensor, int]], epoch: int) -> t
     return total, count
 
 
+def _train_epoch(
+    step: _Step,
+    train_data: Any,
+    epoch: int,
+    device: torch.device,
+    schedules: _Schedules,
+    read_every: int,
+    lrs: list[float],
+) -> tuple[float, float]:
+    """Train on every batch of epoch ``epoch`` (0-based); append each step's rate to ``lrs``.
+
+    The losses stay on the device and are read back every ``read_every`` batches (a
+    synchronisation on accelerators), checked finite. Returns the epoch's mean loss weighted by
+    batch size and the rate of its last step.
+    """
+    step.model.train()
+    pending: list[tuple[int, float, Tensor, int]] = []  # (batch number, lr, loss, batch size)
+    loss_sum, n_seen = 0.0, 0
+    lr = step.lr()
+    index = -1
+    for index, raw in enumerate(_epoch_batches(train_data, epoch)):
+        batch = _move_batch(raw, device)
+        lr = step.lr()
+        value = step(batch)
+        lrs.append(lr)
+        pending.append((index + 1, lr, value, _batch_size(batch)))
+        schedules.after_batch()
+        if len(pending) >= read_every:
+            total, count = _read_losses(pending, epoch + 1)
+            loss_sum, n_seen = loss_sum + total, n_seen + count
+    if pending:
+        total, count = _read_losses(pending, epoch + 1)
+        loss_sum, n_seen = loss_sum + total, n_seen + count
+    if index < 0:
+        raise ValueError(
+            f"train_data gave no batches in epoch {epoch + 1}"
+            + (f" (train_data({epoch}) was empty)" if callable(train_data) else "")
+        )
+    return loss_sum / max(n_seen, 1), lr
+
+
+# ------------------------------------------------------------- evaluation and early stopping
+def _infer_mode(monitor: str) -> str:
+    name = monitor.lower()
+    return "min" if any(hint in name for hint in _MIN_HINTS) else "max"
+
+
+def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
+    if not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value > best + min_delta if mode == "max" else value < best - min_delta
+
+
+def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
 def _run_evaluate(evaluate: Callable[[nn.Module], Mapping[str, float]], model: nn.Module) -> dict:
     model.eval()  # dropout off, batch-norm statistics frozen
     try:
@@ -230,6 +604,82 @@ def _run_evaluate(evaluate: Callable[[nn.Module], Mapping[str, float]], model: n
     return metrics
 
 
+def _epoch_record(
+    epoch: int,
+    loss: float,
+    lr: float,
+    start: float,
+    evaluate: Callable[[nn.Module], Mapping[str, float]] | None,
+    model: nn.Module,
+) -> dict[str, float]:
+    """The history's row of epoch ``epoch`` (0-based): loss, ``evaluate``'s metrics, lr, time."""
+    record: dict[str, float] = {"epoch": epoch + 1, "loss": loss}
+    if evaluate is not None:
+        record.update(_run_evaluate(evaluate, model))
+    record["lr"] = lr
+    record["time"] = time.perf_counter() - start
+    return record
+
+
+@dataclass
+class _EarlyStopping:
+    """The best epoch by ``monitor``, a CPU copy of its weights, and the count of epochs since."""
+
+    monitor: str | None
+    mode: str | None
+    patience: int | None
+    min_delta: float
+    restore_best: bool
+    best_value: float | None = None
+    best_state: dict[str, Tensor] | None = None
+    bad_epochs: int = 0
+
+    def update(self, record: dict[str, float], model: nn.Module, history: History) -> float | None:
+        """Compare the epoch's record with the best so far; return the monitored value (None
+        without ``monitor``)."""
+        if self.monitor is None:
+            return None
+        if self.monitor not in record:
+            available = [k for k in record if k not in ("epoch", "lr", "time")]
+            raise ValueError(f"monitor={self.monitor!r} is not among {available}")
+        current = record[self.monitor]
+        if _improved(current, self.best_value, self.mode or "max", self.min_delta):
+            self.best_value = current
+            history.best_epoch = int(record["epoch"])
+            history.best = dict(record)
+            self.bad_epochs = 0
+            if self.restore_best:
+                self.best_state = _cpu_state(model)
+        else:
+            self.bad_epochs += 1
+        return current
+
+    @property
+    def exhausted(self) -> bool:
+        """``patience`` epochs in a row without an improvement."""
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        if self.restore_best and self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
+# --------------------------------------------------------------------------- progress
+def _progress_bar(total: int, progress: bool) -> Any:
+    """One bar over the epochs (see :func:`recs_course.utils.progress_bar`)."""
+    return progress_bar(
+        total, progress=progress, desc="fit", unit="epoch", leave=False, dynamic_ncols=True
+    )
+
+
+def _show_progress(bar: Any, record: Mapping[str, float]) -> None:
+    """Advance the bar by one epoch, showing the epoch's loss and metrics."""
+    shown = {k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "lr", "time")}
+    bar.set_postfix(shown, refresh=False)
+    bar.update(1)
+
+
+# --------------------------------------------------------------------------- arguments
 def _is_real(value: object) -> bool:
     """A real number (int, float, numpy scalar), not a bool, a string or a tensor."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
@@ -237,109 +687,19 @@ def _is_real(value: object) -> bool:
     )
 
 
-def _check_optimizer(model: nn.Module, optimizer: object) -> None:
-    """Refuse an optimizer that is not one, or that holds none of ``model``'s parameters.
-
-    An optimizer built on another model (say, before the model was rebuilt) would step other
-    tensors and leave this model untrained without any error. Only the case "none of them" is
-    refused: an optimizer on part of the model (frozen layers, fine-tuning a head) is legitimate.
-    The check is by identity, once per call of :func:`fit`.
-    """
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(
-            f"optimizer must be a torch optimizer built on the model's parameters, e.g. "
-            f"torch.optim.Adam(model.parameters(), lr=1e-3), got {type(optimizer).__name__}"
-        )
-    mine = {id(p) for p in model.parameters()}
-    if not mine:
-        return  # a model without parameters (Popularity): nothing to train, nothing to check
-    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    if not mine & held:
-        raise ValueError(
-            f"optimizer holds none of this {type(model).__name__}'s parameters (was it built on "
-            "another model, or on one built before this one?): build it after the model, on "
-            "model.parameters()"
-        )
-
-
-# --------------------------------------------------------------------------- fit
-def fit(
-    model: nn.Module,
-    train_data: TrainData,
-    loss: str | LossFn,
-    optimizer: torch.optim.Optimizer,
-    epochs: int,
-    *,
-    scheduler: Any = None,
-    scheduler_step: str = "batch",
-    evaluate: Callable[[nn.Module], Mapping[str, float]] | None = None,
-    monitor: str | None = None,
-    mode: str | None = None,
-    patience: int | None = None,
-    min_delta: float = 0.0,
-    restore_best: bool = True,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    clip_grad: float | None = None,
-    amp: bool = False,
-    log_every: int | None = None,
-) -> History:
-    """Train ``model`` for up to ``epochs`` epochs and return its :class:`History`.
-
-    Args:
-        model: an ``nn.Module``; the loss decides which of its methods are called.
-        train_data: an iterable of batches, each a tuple of tensors such as ``(users (B,),
-            items (B,), labels (B,))``, iterated once per epoch (a list, a ``Batches``, a
-            ``DataLoader``, not a one-shot generator); or a callable ``epoch -> iterable``
-            called with ``epoch = 0, 1, ..., epochs - 1``, which is how negatives are re-drawn
-            every epoch. Tensors are moved to the device with ``non_blocking=True``.
-        loss: a name of :func:`recs_course.losses.get_loss` or a callable ``(model, batch)``.
-        optimizer: built by the caller on ``model.parameters()``.
-        epochs: the maximum number of epochs.
-        scheduler: a learning-rate scheduler stepped after every optimiser step
-            (``scheduler_step="batch"``) or after every epoch (``"epoch"``).
-            ``ReduceLROnPlateau`` is always stepped once per epoch with the monitored value
-            (the training loss without ``monitor``).
-        evaluate: ``model -> dict[str, float]``, called after each epoch in eval mode under
-            ``torch.no_grad()``; its keys become columns of the history (they may not be
-            ``epoch``, ``loss``, ``lr``, ``time``).
-        monitor: the key that selects the best epoch: a key of ``evaluate``'s dict, or
-            ``"loss"`` for the training loss.
-        mode: ``"max"`` or ``"min"``; by default ``"min"`` when ``monitor`` contains "loss",
-            "rmse", "mse", "mae" or "error", else ``"max"``.
-        patience: stop after this many epochs without an improvement of the monitored value
-            larger than ``min_delta`` (needs ``monitor``).
-        restore_best: load the weights of the best epoch back at the end (a copy kept on the
-            CPU), so the model leaves ``fit`` as it was at ``history.best_epoch``.
-        device: ``None`` trains where the model already is; otherwise any value of
-            :func:`recs_course.utils.get_device` (``"auto"``, ``"cpu"``, ``"cuda"``), and the
-            model is moved there.
-        progress: show a progress bar over the epochs with the last metrics (a widget in
-            notebooks; in a terminal only when stderr is a TTY). ``RECS_COURSE_PROGRESS=0``
-            in the environment turns it off everywhere.
-        clip_grad: clip the gradients' global norm to this value before each step.
-        amp: mixed precision on CUDA (bfloat16 where supported, else float16 with a gradient
-            scaler); on other devices it has no effect and a warning says so.
-        log_every: read the loss back from the device every this many batches to check that
-            it is finite (default: every batch on the CPU, every 20 on accelerators, where each
-            read is a synchronisation).
-
-    Returns:
-        The :class:`History`. The model is left in the train/eval mode it came in.
-
-    Raises:
-        NonFiniteLossError: (a ``FloatingPointError``) the loss became NaN or infinite; the
-            message says in which epoch and batch. The weights are then probably not finite.
-        ValueError: inconsistent arguments, an epoch without batches, a ``monitor`` that
-            ``evaluate`` does not return.
-    """
+def _check_fit_arguments(
+    epochs: object,
+    evaluate: object,
+    monitor: str | None,
+    mode: str | None,
+    patience: object,
+    min_delta: object,
+    clip_grad: object,
+    log_every: object,
+) -> str | None:
+    """Check :func:`fit`'s plain arguments; return ``mode``, inferred from ``monitor`` if None."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    restore_best = check_flag("restore_best", restore_best)
-    progress = check_flag("progress", progress)
-    amp = check_flag("amp", amp)
-    if scheduler_step not in ("batch", "epoch"):
-        raise ValueError(f"scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
     if patience is not None and (
         isinstance(patience, bool) or not isinstance(patience, int) or patience < 1
     ):
@@ -358,146 +718,143 @@ def fit(
         raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
     if clip_grad is not None and (not _is_real(clip_grad) or not 0 < clip_grad < math.inf):
         raise ValueError(f"clip_grad must be a finite positive number or None, got {clip_grad!r}")
-    _check_optimizer(model, optimizer)
-    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
-        raise ValueError(
-            f"scheduler must be a learning-rate scheduler with a step() method (e.g. "
-            f"torch.optim.lr_scheduler.OneCycleLR or recs_course.schedules.ScheduleLR) or None, "
-            f"got {type(scheduler).__name__}"
-        )
-    if log_every is not None and (not isinstance(log_every, int) or log_every < 1):
+    if log_every is not None and (
+        isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1
+    ):
         raise ValueError(f"log_every must be a positive integer or None, got {log_every!r}")
-    if hasattr(train_data, "__iter__"):
-        if iter(train_data) is train_data and epochs > 1:
-            raise ValueError(
-                "train_data is a one-shot iterator (e.g. a generator): it would be empty from "
-                "the second epoch on. Pass a list, a Batches object, or a callable epoch -> "
-                "iterable that builds the batches of each epoch"
-            )
+    return mode
 
+
+# --------------------------------------------------------------------------- fit
+def fit(
+    model: nn.Module,
+    train_data: TrainData,
+    loss: str | LossFn,
+    optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
+    epochs: int,
+    *,
+    scheduler: Any = None,
+    scheduler_step: str | None = None,
+    evaluate: Callable[[nn.Module], Mapping[str, float]] | None = None,
+    monitor: str | None = None,
+    mode: str | None = None,
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    restore_best: bool = True,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    clip_grad: float | None = None,
+    amp: bool = False,
+    log_every: int | None = None,
+) -> History:
+    """Train ``model`` for up to ``epochs`` epochs and return its :class:`History`.
+
+    Each epoch trains on every batch (:func:`_train_epoch`: one :class:`_Step` per batch, in
+    the :class:`_Precision` chosen), then evaluates and records the epoch
+    (:func:`_epoch_record`), keeps the best weights and counts the epochs without improvement
+    (:class:`_EarlyStopping`), steps the per-epoch schedulers (:class:`_Schedules`) and
+    advances the progress bar.
+
+    Args:
+        model: an ``nn.Module``; the loss decides which of its methods are called.
+        train_data: an iterable of batches, each a tuple of tensors such as ``(users (B,),
+            items (B,), labels (B,))``, iterated once per epoch (a list, a ``Batches``, a
+            ``DataLoader``, not a one-shot iterator such as a generator); or a callable
+            ``epoch -> iterable`` called with ``epoch = 0, 1, ..., epochs - 1``, which is how
+            negatives are re-drawn every epoch. Tensors are moved to the device with
+            ``non_blocking=True``.
+        loss: a name of :func:`recs_course.losses.get_loss` or a callable ``(model, batch)``.
+        optimizer: built by the caller on the model's parameters; or a list of optimisers that
+            share them out, all zeroed and stepped on every batch, e.g. ``[SparseAdam(sparse
+            embeddings), Adam(the rest)]`` for ``MF(sparse=True)``, or a separate optimiser with
+            its own rate for the biases. Every trainable parameter (``requires_grad``) of the
+            model must be in exactly one of them (frozen ones may be left out).
+        epochs: the maximum number of epochs.
+        scheduler: a learning-rate scheduler (or a list of them, e.g. one per optimiser),
+            stepped after every optimiser step or after every epoch, see ``scheduler_step``.
+            ``ReduceLROnPlateau`` is always stepped once per epoch with the monitored value
+            (the training loss without ``monitor``). It must be built on one of the optimisers.
+        scheduler_step: ``"batch"`` or ``"epoch"``. ``None`` (default) decides from the
+            scheduler's class: per batch for ``OneCycleLR``, ``CyclicLR`` and
+            :class:`recs_course.schedules.ScheduleLR` (their steps are optimiser steps), per
+            epoch for ``StepLR``, ``MultiStepLR`` and ``ExponentialLR``; any other scheduler
+            (``CosineAnnealingLR``, ``LambdaLR``, ...) needs it given.
+        evaluate: ``model -> dict[str, float]``, called after each epoch in eval mode under
+            ``torch.no_grad()``; its keys become columns of the history (they may not be
+            ``epoch``, ``loss``, ``lr``, ``time``).
+        monitor: the key that selects the best epoch: a key of ``evaluate``'s dict, or
+            ``"loss"`` for the training loss.
+        mode: ``"max"`` or ``"min"``; by default ``"min"`` when ``monitor`` contains "loss",
+            "rmse", "mse", "mae" or "error", else ``"max"``.
+        patience: stop after this many epochs without an improvement of the monitored value
+            larger than ``min_delta`` (needs ``monitor``).
+        restore_best: load the weights of the best epoch back at the end (a copy kept on the
+            CPU), so the model leaves ``fit`` as it was at ``history.best_epoch``.
+        device: ``None`` trains where the model already is; otherwise any value of
+            :func:`recs_course.utils.get_device` (``"auto"``, ``"cpu"``, ``"cuda"``), and the
+            model is moved there (:func:`recs_course.models.base.place_model`, the rule of
+            :func:`~recs_course.schedules.lr_range_test` and every ``evaluate_*``).
+        progress: show a progress bar over the epochs with the last metrics (a widget in
+            notebooks; in a terminal only when stderr is a TTY). ``RECS_COURSE_PROGRESS=0``
+            in the environment turns it off everywhere.
+        clip_grad: clip the global norm of all the optimisers' gradients (sparse ones
+            included) to this value before each step.
+        amp: mixed precision on CUDA (bfloat16 where supported, else float16 with one gradient
+            scaler for all the optimisers); on other devices it has no effect and a warning
+            says so.
+        log_every: read the loss back from the device every this many batches to check that
+            it is finite (default: every batch on the CPU, every 20 on accelerators, where each
+            read is a synchronisation).
+
+    Returns:
+        The :class:`History`; its rates are those of the first optimiser's first parameter
+        group. The model is left in the train/eval mode it came in.
+
+    Raises:
+        NonFiniteLossError: (a ``FloatingPointError``) the loss became NaN or infinite; the
+            message says in which epoch and batch. The weights are then probably not finite.
+        ValueError: inconsistent arguments (a parameter in two optimisers or a trainable one
+            in none, a scheduler whose cadence cannot be told), an epoch without batches, a
+            ``monitor`` that ``evaluate`` does not return.
+    """
+    mode = _check_fit_arguments(
+        epochs, evaluate, monitor, mode, patience, min_delta, clip_grad, log_every
+    )
+    restore_best = check_flag("restore_best", restore_best)
+    progress = check_flag("progress", progress)
+    amp = check_flag("amp", amp)
+    optimizers = _as_optimizers(optimizer)
+    _check_optimizers(model, optimizers)
+    schedules = _Schedules(scheduler, scheduler_step, optimizers)
+    _check_train_data(train_data, epochs)
     loss_fn = get_loss(loss)
-    dev = _resolve_device(model, device)
-    model.to(dev)  # in place: an optimiser built on model.parameters() still holds them
-    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
-    use_amp = bool(amp) and dev.type == "cuda"
-    if amp and not use_amp:
-        warnings.warn(
-            f"amp=True has no effect on {dev.type}: fit uses mixed precision on CUDA only",
-            UserWarning,
-            stacklevel=2,
-        )
-    amp_dtype = None
-    scaler = None
-    if use_amp:
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if amp_dtype == torch.float16:
-            scaler = (
-                torch.amp.GradScaler("cuda")
-                if hasattr(torch.amp, "GradScaler")
-                else torch.cuda.amp.GradScaler()  # torch < 2.3
-            )
+    # In place: optimisers built on model.parameters() still hold them after the move.
+    dev = place_model(model, device)
+    step = _Step(model, loss_fn, optimizers, _Precision.choose(dev, amp), clip_grad)
+    stopping = _EarlyStopping(monitor, mode, patience, min_delta, restore_best)
     read_every = log_every or (1 if dev.type == "cpu" else 20)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-
     history = History(monitor=monitor, mode=mode)
-    best_value: float | None = None
-    best_state: dict[str, Tensor] | None = None
-    bad_epochs = 0
     was_training = model.training
     bar = _progress_bar(epochs, progress)
     try:
         for epoch in range(epochs):
             start = time.perf_counter()
-            model.train()
-            # (batch number, lr, loss on the device, batch size), read back every read_every
-            pending: list[tuple[int, float, Tensor, int]] = []
-            loss_sum, n_seen = 0.0, 0
-            lr = float(optimizer.param_groups[0]["lr"])
-
-            index = -1
-            for index, raw in enumerate(_epoch_batches(train_data, epoch)):
-                batch = _move_batch(raw, dev)
-                lr = float(optimizer.param_groups[0]["lr"])
-                optimizer.zero_grad(set_to_none=True)
-                ctx = (
-                    torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
-                )
-                with ctx:
-                    value = loss_fn(model, batch)
-                if not isinstance(value, Tensor) or value.ndim != 0:
-                    raise ValueError(
-                        f"the loss must return a scalar tensor, got {type(value).__name__}"
-                        + (f" of shape {tuple(value.shape)}" if isinstance(value, Tensor) else "")
-                    )
-                if scaler is not None:
-                    scaler.scale(value).backward()
-                    if clip_grad is not None:
-                        scaler.unscale_(optimizer)
-                        nn.utils.clip_grad_norm_(params, clip_grad)
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    value.backward()
-                    if clip_grad is not None:
-                        nn.utils.clip_grad_norm_(params, clip_grad)
-                    optimizer.step()
-                history.lrs.append(lr)
-                pending.append((index + 1, lr, value.detach(), _batch_size(batch)))
-                if scheduler is not None and not plateau and scheduler_step == "batch":
-                    scheduler.step()
-                if len(pending) >= read_every:
-                    total, count = _read_losses(pending, epoch + 1)
-                    loss_sum, n_seen = loss_sum + total, n_seen + count
-            if pending:
-                total, count = _read_losses(pending, epoch + 1)
-                loss_sum, n_seen = loss_sum + total, n_seen + count
-            if index < 0:
-                raise ValueError(
-                    f"train_data gave no batches in epoch {epoch + 1}"
-                    + (f" (train_data({epoch}) was empty)" if callable(train_data) else "")
-                )
-
-            record: dict[str, float] = {"epoch": epoch + 1, "loss": loss_sum / max(n_seen, 1)}
-            if evaluate is not None:
-                record.update(_run_evaluate(evaluate, model))
-            record["lr"] = lr
-            record["time"] = time.perf_counter() - start
+            loss_value, lr = _train_epoch(
+                step, train_data, epoch, dev, schedules, read_every, history.lrs
+            )
+            record = _epoch_record(epoch, loss_value, lr, start, evaluate, model)
             history.records.append(record)
-
-            current = None
-            if monitor is not None:
-                if monitor not in record:
-                    available = [k for k in record if k not in ("epoch", "lr", "time")]
-                    raise ValueError(f"monitor={monitor!r} is not among {available}")
-                current = record[monitor]
-                if _improved(current, best_value, mode or "max", min_delta):
-                    best_value = current
-                    history.best_epoch = epoch + 1
-                    history.best = dict(record)
-                    bad_epochs = 0
-                    if restore_best:
-                        best_state = _cpu_state(model)
-                else:
-                    bad_epochs += 1
-
-            if plateau:
-                scheduler.step(current if current is not None else record["loss"])
-            elif scheduler is not None and scheduler_step == "epoch":
-                scheduler.step()
-
-            shown = {k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "lr", "time")}
-            bar.set_postfix(shown, refresh=False)
-            bar.update(1)
-            if patience is not None and bad_epochs >= patience:
+            current = stopping.update(record, model, history)
+            schedules.after_epoch(record["loss"] if current is None else current)
+            _show_progress(bar, record)
+            if stopping.exhausted:
                 history.stopped_early = epoch + 1 < epochs
                 break
     finally:
         bar.close()
         model.train(was_training)
-
-    if restore_best and best_state is not None:
-        model.load_state_dict(best_state)
+    stopping.restore(model)
     return history
 
 
@@ -559,7 +916,7 @@ ARCHITECTURE_KEY = "architecture"
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer] | None = None,
     **extra: Any,
 ) -> Path:
     """Save ``{"model": state_dict, "optimizer": state_dict, **extra}`` atomically.
@@ -571,7 +928,8 @@ def save_checkpoint(
     Args:
         path: the file to write (``.pt`` by convention).
         model: its ``state_dict()`` is stored under ``"model"``.
-        optimizer: its ``state_dict()``, if given, under ``"optimizer"``.
+        optimizer: its ``state_dict()``, if given, under ``"optimizer"``; for a list of
+            optimisers (as :func:`fit` takes), the list of their state dicts, in order.
         **extra: plain data to store beside them (epoch, history records, config): numbers,
             strings, None, lists, tuples, dicts and tensors only, which is what
             ``torch.load(weights_only=True)`` can read back without unpickling code.
@@ -587,10 +945,8 @@ def save_checkpoint(
         raise ValueError(
             f"model must be the torch module whose weights are saved, got {type(model).__name__}"
         )
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(
-            f"optimizer must be a torch optimizer or None, got {type(optimizer).__name__}"
-        )
+    if optimizer is not None:
+        optimizers = _as_optimizers(optimizer)
     _check_plain(extra, "extra")
     reserved = sorted(set(extra) & {"model", "optimizer", ARCHITECTURE_KEY})
     if reserved:
@@ -599,7 +955,8 @@ def save_checkpoint(
     # of the same shapes loaded into a model built with other options would change its scores.
     payload: dict[str, Any] = {"model": model.state_dict(), ARCHITECTURE_KEY: repr(model)}
     if optimizer is not None:
-        payload["optimizer"] = optimizer.state_dict()
+        states = [opt.state_dict() for opt in optimizers]
+        payload["optimizer"] = states[0] if isinstance(optimizer, torch.optim.Optimizer) else states
     payload.update(extra)
     path = Path(path)
     if path.is_dir():
@@ -683,7 +1040,9 @@ def _check_model_state(path: object, state: Any, model: nn.Module, strict: bool)
             )
 
 
-def _check_optimizer_state(path: object, state: object, optimizer: torch.optim.Optimizer) -> None:
+def _check_optimizer_state(
+    path: object, state: object, optimizer: torch.optim.Optimizer, label: str = "optimizer"
+) -> None:
     """Refuse an optimizer state that does not fit ``optimizer``, before anything is loaded.
 
     torch checks the numbers of groups and parameters, but loads the state of another optimizer
@@ -693,11 +1052,11 @@ def _check_optimizer_state(path: object, state: object, optimizer: torch.optim.O
     fix = "build the optimizer as when saving (same class, on the same parameters and groups)"
     groups = state.get("param_groups") if isinstance(state, dict) else None
     if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
-        raise ValueError(f"{path}: its 'optimizer' entry is not an optimizer state_dict")
+        raise ValueError(f"{path}: its {label} entry is not an optimizer state_dict")
     current = optimizer.param_groups
     if len(groups) != len(current):
         raise ValueError(
-            f"{path}: its optimizer state has {len(groups)} parameter groups, this "
+            f"{path}: its {label} state has {len(groups)} parameter groups, this "
             f"{type(optimizer).__name__} has {len(current)}: {fix}"
         )
     for i, (saved, mine) in enumerate(zip(groups, current, strict=True)):
@@ -706,14 +1065,14 @@ def _check_optimizer_state(path: object, state: object, optimizer: torch.optim.O
         # defaults); another class has settings of its own on both sides.
         if saved_keys - my_keys and my_keys - saved_keys:
             raise ValueError(
-                f"{path}: its optimizer state is of another optimizer class than this "
+                f"{path}: its {label} state is of another optimizer class than this "
                 f"{type(optimizer).__name__} (group {i} has the settings "
                 f"{sorted(saved_keys - my_keys)} this one lacks, and lacks "
                 f"{sorted(my_keys - saved_keys)}): {fix}"
             )
         if len(saved.get("params", ())) != len(mine["params"]):
             raise ValueError(
-                f"{path}: group {i} of its optimizer state has {len(saved.get('params', ()))} "
+                f"{path}: group {i} of its {label} state has {len(saved.get('params', ()))} "
                 f"parameters, this optimizer's has {len(mine['params'])}: {fix}"
             )
 
@@ -738,10 +1097,42 @@ def _check_map_location(map_location: object) -> object:
         raise ValueError(f"map_location={map_location!r} cannot be used: {exc}") from None
 
 
+def _optimizer_states(
+    path: object,
+    checkpoint: dict[str, Any],
+    optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
+) -> list[Any]:
+    """The stored optimiser states as a list, matched with ``optimizer``: one state for one
+    optimiser, a list of as many for a list."""
+    if "optimizer" not in checkpoint:
+        raise ValueError(f"{path} holds no optimizer state: save it with optimizer=...")
+    stored = checkpoint["optimizer"]
+    fix = "pass them as when saving: save_checkpoint(path, model, optimizer) stores one state"
+    fix += ", save_checkpoint(path, model, [opt_a, opt_b]) a list"
+    if isinstance(optimizer, torch.optim.Optimizer):
+        if isinstance(stored, list):
+            raise ValueError(
+                f"{path} holds the states of {len(stored)} optimizers, and one optimizer was "
+                f"given: {fix}"
+            )
+        return [stored]
+    if not isinstance(stored, list):
+        raise ValueError(
+            f"{path} holds the state of one optimizer, and a list of {len(optimizer)} was "
+            f"given: {fix}"
+        )
+    if len(stored) != len(optimizer):
+        raise ValueError(
+            f"{path} holds the states of {len(stored)} optimizers, and {len(optimizer)} were "
+            f"given: {fix}"
+        )
+    return stored
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer] | None = None,
     map_location: str | torch.device = "cpu",
     strict: bool = True,
 ) -> dict[str, Any]:
@@ -758,7 +1149,9 @@ def load_checkpoint(
         path: the checkpoint file.
         model: receives the stored weights (``load_state_dict(strict=strict)``); tensors are
             copied onto the model's own device whatever ``map_location`` is.
-        optimizer: receives the stored optimiser state, if given.
+        optimizer: receives the stored optimiser state, if given; a list of optimisers
+            receives the list that ``save_checkpoint`` wrote for one (same length, same order;
+            one optimiser for a list, or a list for one, is a ``ValueError``).
         map_location: where the stored tensors are loaded first (the CPU by default): a device
             as :func:`recs_course.utils.get_device` reads it (checked before the file is read:
             ``"gpu"`` or an unavailable CUDA is a ``ValueError`` naming ``map_location``), or
@@ -774,8 +1167,7 @@ def load_checkpoint(
         raise ValueError(
             f"model must be the torch module to load the weights into, got {type(model).__name__}"
         )
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
+    optimizers = () if optimizer is None else _as_optimizers(optimizer)
     map_location = _check_map_location(map_location)
     if isinstance(path, (str, os.PathLike)):
         file = Path(path)
@@ -828,17 +1220,17 @@ def load_checkpoint(
             f"this model is\n{model!r}\nbuild the model as when saving (or pass strict=False "
             "to load the weights all the same)"
         )
-    if optimizer is not None:
-        if "optimizer" not in checkpoint:
-            raise ValueError(f"{path} holds no optimizer state: save it with optimizer=...")
-        _check_optimizer_state(path, checkpoint["optimizer"], optimizer)
+    states = [] if optimizer is None else _optimizer_states(path, checkpoint, optimizer)
+    for k, (state, opt) in enumerate(zip(states, optimizers, strict=True)):
+        label = "optimizer" if len(optimizers) == 1 else f"optimizer[{k}]"
+        _check_optimizer_state(path, state, opt, label)
     try:
         model.load_state_dict(checkpoint["model"], strict=strict)
     except RuntimeError as exc:  # what the checks above may not foresee
         raise ValueError(f"{path} does not fit this {type(model).__name__}: {exc}") from exc
-    if optimizer is not None:
+    for state, opt in zip(states, optimizers, strict=True):
         try:
-            optimizer.load_state_dict(checkpoint["optimizer"])
+            opt.load_state_dict(state)
         except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
             raise ValueError(
                 f"{path}: its optimizer state does not fit this optimizer ({exc}): build the "

@@ -260,3 +260,23 @@ def test_suggest_lr_on_a_known_curve():
         suggest_lr(frame, method="median")
     with pytest.raises(ValueError, match="finite points"):
         suggest_lr(frame.iloc[:2])
+
+
+def test_lr_range_test_reads_device_and_optimizer_by_fits_rules():
+    _, _, batches = _regression(n=64)
+    model = nn.Sequential(nn.Linear(8, 4), nn.Linear(4, 1))
+    frame = lr_range_test(
+        model, batches, _linear_loss, torch.optim.SGD(model.parameters()), num_steps=5,
+        device="auto",  # models.base.place_model: "auto" is CUDA, MPS or the CPU
+    )  # fmt: skip
+    assert len(frame) == 5
+    with pytest.raises(ValueError, match="gpu"):
+        lr_range_test(model, batches, _linear_loss, torch.optim.SGD(model.parameters()),
+                      device="gpu")  # fmt: skip
+    with pytest.raises(ValueError, match=r"\['1\.weight', '1\.bias'\] are in no optimizer"):
+        lr_range_test(model, batches, _linear_loss, torch.optim.SGD(model[0].parameters()))
+    # two optimizers sharing the parameters out: both get every rate and are restored
+    first, second = torch.optim.SGD(model[0].parameters()), torch.optim.Adam(model[1].parameters())
+    frame = lr_range_test(model, batches, _linear_loss, [first, second], num_steps=5)
+    assert len(frame) == 5 and first.param_groups[0]["lr"] == 1e-3
+    assert second.param_groups[0]["lr"] == 1e-3 and second.state_dict()["state"] == {}

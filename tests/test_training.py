@@ -3,6 +3,7 @@ evaluates with dropout off, catches NaNs, seeds reproducibly and checkpoints saf
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
@@ -13,9 +14,13 @@ import pytest
 import torch
 from torch import nn
 
+from recs_course import training
+from recs_course.models import MF
+from recs_course.schedules import ScheduleLR, lr_range_test, triangular
 from recs_course.training import (
     History,
     NonFiniteLossError,
+    _Precision,
     _progress_bar,
     fit,
     load_checkpoint,
@@ -43,7 +48,7 @@ class TinyMF(nn.Module):
     def pair_scores(self, users, pos, neg):
         return self(users, pos), self(users, neg)
 
-    def regularization(self, users, pos, neg):
+    def regularization(self, users, *items):  # the losses add it for (users, items) too
         return torch.zeros(())
 
 
@@ -205,7 +210,7 @@ def test_reduce_on_plateau_is_stepped_with_the_monitored_value():
         "mse",
         optimizer,
         4,
-        scheduler=scheduler,  # default scheduler_step="batch": still once per epoch
+        scheduler=scheduler,  # scheduler_step=None: ReduceLROnPlateau is stepped per epoch
         evaluate=lambda m: {"HR@10": 0.5},  # never improves after the first epoch
         monitor="HR@10",
         progress=False,
@@ -497,3 +502,365 @@ def test_history_frame_and_plot():
     ax = history.plot(metrics=["HR@10"])
     assert [line.get_label() for line in ax.lines] == ["HR@10", "best epoch (2)"]
     plt.close(ax.figure)
+
+
+# --------------------------------------------------------------------------- devices
+def test_fit_and_lr_range_test_place_the_model_by_the_one_rule(monkeypatch):
+    assert not hasattr(training, "_resolve_device")  # models.base.place_model is the one rule
+    calls = []
+    real = training.place_model
+
+    def spy(model, device):
+        calls.append(device)
+        return real(model, device)
+
+    monkeypatch.setattr(training, "place_model", spy)
+    model = TinyMF()
+    history = fit(
+        model,
+        _batches(_ratings()),
+        "mse",
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        1,
+        device="auto",  # the CPU here: "auto" is accepted as everywhere else
+        progress=False,
+    )
+    assert calls == ["auto"] and math.isfinite(history.records[0]["loss"])
+    frame = lr_range_test(
+        model, _batches(_ratings()), "mse", torch.optim.SGD(model.parameters()), device="auto"
+    )
+    assert len(frame) > 0
+    with pytest.raises(ValueError, match="gpu"):
+        fit(model, [], "mse", torch.optim.SGD(model.parameters()), 1, device="gpu")
+
+
+# --------------------------------------------------------------------------- one-shot data
+def test_a_one_shot_iterator_is_recognised_without_starting_it():
+    started = []
+
+    def batches():
+        started.append(True)
+        yield from _batches(_ratings())
+
+    model = TinyMF()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for one_shot in (batches(), iter(_batches(_ratings())), map(tuple, _batches(_ratings()))):
+        with pytest.raises(ValueError, match="one-shot iterator"):
+            fit(model, one_shot, "mse", optimizer, 2, progress=False)
+    assert started == []  # the generator's code never ran
+    # one epoch of a generator is fine
+    fit(model, batches(), "mse", optimizer, 1, progress=False)
+    assert started == [True]
+
+
+# --------------------------------------------------------------------------- schedulers
+def _scheduled_lrs(make_scheduler, **kwargs):
+    model = TinyMF()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = make_scheduler(optimizer)
+    data = _batches(_ratings(), batch_size=150)  # 4 batches
+    history = fit(model, data, "mse", optimizer, 3, scheduler=scheduler, progress=False, **kwargs)
+    return scheduler, history
+
+
+@pytest.mark.parametrize(
+    ("make", "steps"),
+    [
+        (lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=12), 12),
+        (lambda o: torch.optim.lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=3), 12),
+        (lambda o: ScheduleLR(o, triangular, base_lr=0.01, max_lr=0.1, step_size=3), 12),
+        (lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.5), 3),
+        (lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[1, 2]), 3),
+        (lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.5), 3),
+    ],
+    ids=["OneCycleLR", "CyclicLR", "ScheduleLR", "StepLR", "MultiStepLR", "ExponentialLR"],
+)
+def test_known_schedulers_are_stepped_per_batch_or_per_epoch_by_default(make, steps):
+    scheduler, history = _scheduled_lrs(make)
+    assert scheduler.last_epoch == steps
+    if steps == 3:  # per epoch: the rate is constant within an epoch
+        assert np.allclose(history.lrs, np.repeat([r["lr"] for r in history.records], 4))
+
+
+def test_an_ambiguous_scheduler_needs_scheduler_step_and_an_explicit_choice_wins():
+    def cosine(o):
+        return torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=3)
+
+    with pytest.raises(ValueError, match=r"CosineAnnealingLR.*scheduler_step='epoch'"):
+        _scheduled_lrs(cosine)
+    with pytest.raises(ValueError, match=r"LambdaLR.*scheduler_step='batch'"):
+        _scheduled_lrs(lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda t: 0.5**t))
+    assert _scheduled_lrs(cosine, scheduler_step="epoch")[0].last_epoch == 3
+    assert _scheduled_lrs(cosine, scheduler_step="batch")[0].last_epoch == 12
+
+    def step_lr(o):
+        return torch.optim.lr_scheduler.StepLR(o, step_size=4)
+
+    assert _scheduled_lrs(step_lr, scheduler_step="batch")[0].last_epoch == 12
+
+
+def test_scheduler_mistakes_are_refused():
+    def plateau(o):
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(o)
+
+    with pytest.raises(ValueError, match="ReduceLROnPlateau is stepped once per epoch"):
+        _scheduled_lrs(plateau, scheduler_step="batch")
+    _scheduled_lrs(plateau, scheduler_step="epoch")
+    model = TinyMF()
+    stale = torch.optim.SGD(TinyMF().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="built on another optimizer"):
+        fit(
+            model,
+            _batches(_ratings()),
+            "mse",
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            1,
+            scheduler=torch.optim.lr_scheduler.StepLR(stale, 1),
+            progress=False,
+        )
+
+
+def test_a_list_of_schedulers_one_per_optimizer():
+    model = TinyMF()
+    first = torch.optim.SGD([model.user.weight], lr=0.1)
+    second = torch.optim.SGD([model.item.weight], lr=0.2)
+    schedulers = [
+        torch.optim.lr_scheduler.OneCycleLR(first, max_lr=0.1, total_steps=12),
+        torch.optim.lr_scheduler.StepLR(second, step_size=1, gamma=0.5),
+    ]
+    data = _batches(_ratings(), batch_size=150)  # 4 batches
+    history = fit(model, data, "mse", [first, second], 3, scheduler=schedulers, progress=False)
+    assert schedulers[0].last_epoch == 12 and schedulers[1].last_epoch == 3
+    assert second.param_groups[0]["lr"] == pytest.approx(0.2 * 0.5**3)
+    reference = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    onecycle = torch.optim.lr_scheduler.OneCycleLR(reference, max_lr=0.1, total_steps=12)
+    expected = []
+    for _ in range(12):
+        expected.append(reference.param_groups[0]["lr"])
+        reference.step()
+        onecycle.step()
+    assert np.allclose(history.lrs, expected)  # the rates of the first optimizer
+
+
+# --------------------------------------------------------------------------- several optimizers
+def _mf_pair(seed: int = 0) -> tuple[MF, MF]:
+    """The same MF twice, with dense and with sparse embedding gradients."""
+    torch.manual_seed(seed)
+    dense = MF(N_USERS, N_ITEMS, dim=4, init_std=0.1)
+    sparse = MF(N_USERS, N_ITEMS, dim=4, init_std=0.1, sparse=True)
+    sparse.load_state_dict(dense.state_dict())
+    return dense, sparse
+
+
+def _tables(model: MF) -> list[nn.Parameter]:
+    """The embedding tables (factors and biases): sparse gradients with sparse=True."""
+    return [
+        model.user_embedding.weight,
+        model.item_embedding.weight,
+        model.user_bias.weight,
+        model.item_bias.weight,
+    ]
+
+
+def _covering_ratings(n: int = 600):
+    """Ratings in which every user and every item appears."""
+    users = torch.arange(n) % N_USERS
+    items = (torch.arange(n) * 7) % N_ITEMS
+    gen = torch.Generator().manual_seed(1)
+    u, v = torch.randn(N_USERS, 3, generator=gen), torch.randn(N_ITEMS, 3, generator=gen)
+    return users, items, 3.0 + (u[users] * v[items]).sum(-1)
+
+
+def test_sparse_mf_with_sparse_adam_matches_dense_adam_when_every_row_is_in_the_batch():
+    # SparseAdam updates the moments of the rows in the batch only ("lazy" Adam); when every
+    # row is in every batch it is Adam, up to where eps enters the denominator.
+    dense, sparse = _mf_pair()
+    data = [_covering_ratings()]  # one batch holding every user and item
+    h_dense = fit(dense, data, "mse", torch.optim.Adam(dense.parameters(), lr=0.05), 40,
+                  progress=False)  # fmt: skip
+    optimizers = [
+        torch.optim.SparseAdam(_tables(sparse), lr=0.05),
+        torch.optim.Adam([sparse.global_bias], lr=0.05),
+    ]
+    h_sparse = fit(sparse, data, "mse", optimizers, 40, progress=False)
+    dense_losses = [r["loss"] for r in h_dense.records]
+    sparse_losses = [r["loss"] for r in h_sparse.records]
+    assert sparse_losses[-1] < 0.2 * sparse_losses[0]
+    assert np.allclose(sparse_losses, dense_losses, rtol=1e-3)
+    for (name, a), b in zip(dense.named_parameters(), sparse.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=2e-3), name  # about 3e-4 apart after 40 steps
+    assert h_sparse.lrs == [0.05] * 40
+
+
+@pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")  # Adagrad's, torch's
+@pytest.mark.parametrize("variant", ["sparse_adam", "adagrad", "sgd"])
+def test_sparse_mf_trains_with_mini_batches_as_well_as_dense_adam(variant):
+    dense, sparse = _mf_pair(seed=3)
+    ratings = _covering_ratings()
+    gen = torch.Generator().manual_seed(0)
+
+    def data(epoch):
+        return _batches(ratings, batch_size=50, generator=gen)
+
+    fit(dense, data, "mse", torch.optim.Adam(dense.parameters(), lr=0.05), 30, progress=False)
+    if variant == "sparse_adam":  # embeddings and biases with their own rates
+        optimizers = [
+            torch.optim.SparseAdam(_tables(sparse)[:2], lr=0.05),
+            torch.optim.SparseAdam(_tables(sparse)[2:], lr=0.1),
+            torch.optim.Adam([sparse.global_bias], lr=0.1),
+        ]
+    elif variant == "adagrad":
+        optimizers = [torch.optim.Adagrad(_tables(sparse), lr=0.3),
+                      torch.optim.Adam([sparse.global_bias], lr=0.1)]  # fmt: skip
+    else:  # one optimizer that takes both kinds of gradients
+        optimizers = torch.optim.SGD(sparse.parameters(), lr=0.05, momentum=0.9)
+    gen.manual_seed(0)
+    history = fit(sparse, data, "mse", optimizers, 30, progress=False)
+    if variant == "sparse_adam":
+        assert set(history.lrs) == {0.05}  # the first optimizer's rate
+    losses = [r["loss"] for r in history.records]
+    assert losses[-1] < 0.2 * losses[0]
+    with torch.no_grad():
+        mse_dense = nn.functional.mse_loss(dense(*ratings[:2]), ratings[2]).item()
+        mse_sparse = nn.functional.mse_loss(sparse(*ratings[:2]), ratings[2]).item()
+    assert mse_sparse < 2 * mse_dense + 0.05
+
+
+def test_each_trainable_parameter_must_be_in_exactly_one_optimizer():
+    model = TinyMF()
+    data = _batches(_ratings())
+    user, item = model.user.weight, model.item.weight
+    with pytest.raises(ValueError, match=r"parameter user\.weight is in optimizer\[0\] \(Adam\) "
+                       r"and in optimizer\[1\] \(SGD\)"):  # fmt: skip
+        fit(model, data, "mse", [torch.optim.Adam([user, item]), torch.optim.SGD([user])], 1)
+    with pytest.raises(ValueError, match=r"\['item\.weight'\] are in no optimizer"):
+        fit(model, data, "mse", torch.optim.Adam([user]), 1, progress=False)
+    with pytest.raises(ValueError, match=r"\['item\.weight'\] are in no optimizer"):
+        fit(model, data, "mse", [torch.optim.Adam([user])], 1, progress=False)
+    same = torch.optim.Adam(model.parameters())
+    with pytest.raises(ValueError, match="stepped twice per batch"):
+        fit(model, data, "mse", [same, same], 1, progress=False)
+    with pytest.raises(ValueError, match="optimizers hold none of this TinyMF's parameters"):
+        other = TinyMF()
+        stale = [torch.optim.Adam([other.user.weight]), torch.optim.SGD([other.item.weight])]
+        fit(model, data, "mse", stale, 1, progress=False)
+    for bad, match in [([], "optimizer must be"), ([same, "adam"], r"optimizer\[1\] must be")]:
+        with pytest.raises(ValueError, match=match):
+            fit(model, data, "mse", bad, 1, progress=False)
+    # a frozen parameter may be left out, and a parameter that is not the model's may be in
+    item.requires_grad_(False)
+    frozen = item.detach().clone()
+    extra = nn.Parameter(torch.zeros(()))
+    fit(model, data, "mse", [torch.optim.Adam([user]), torch.optim.SGD([extra])], 1,
+        progress=False)  # fmt: skip
+    assert torch.equal(item, frozen)
+
+
+def test_sparse_and_dense_gradients_need_optimizers_that_take_them():
+    _, model = _mf_pair()
+    data = _batches(_covering_ratings())
+    with pytest.raises(ValueError, match=r"optimizer \(Adam\) cannot step \['user_embedding"):
+        fit(model, data, "mse", torch.optim.Adam(model.parameters()), 1, progress=False)
+    with pytest.raises(ValueError, match=r"SparseAdam\) holds \['global_bias'\].*dense"):
+        fit(model, data, "mse", torch.optim.SparseAdam(model.parameters()), 1, progress=False)
+
+
+def test_clip_grad_with_sparse_gradients_clips_as_with_dense_ones():
+    dense, sparse = _mf_pair()
+    users, items, ratings = _covering_ratings()
+    batch = [(users[:100], items[:100], ratings[:100])]  # repeated rows: uncoalesced gradients
+    fit(dense, batch, "mse", torch.optim.SGD(dense.parameters(), lr=1.0), 1, clip_grad=0.01,
+        progress=False)  # fmt: skip
+    fit(sparse, batch, "mse", torch.optim.SGD(sparse.parameters(), lr=1.0), 1, clip_grad=0.01,
+        progress=False)  # fmt: skip
+    for (name, a), b in zip(dense.named_parameters(), sparse.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-7), name
+    _, fresh = _mf_pair()
+    moved = torch.cat([(a - b).flatten() for a, b in zip(sparse.parameters(), fresh.parameters(),
+                                                          strict=True)])  # fmt: skip
+    assert 0 < torch.linalg.vector_norm(moved) <= 0.01 * (1 + 1e-5)
+
+
+def test_one_gradient_scaler_steps_every_optimizer():
+    """AMP's float16 path (CUDA only in fit) run on the CPU: one scaler, one step per optimizer,
+    the same update as without scaling, and every optimizer skipped on an overflow."""
+    _, plain = _mf_pair()
+    _, scaled = _mf_pair()
+    batch = tuple(t[:100] for t in _covering_ratings())
+
+    def step(model, precision, loss_factor=1.0):
+        optimizers = [torch.optim.SparseAdam(_tables(model), lr=0.05),
+                      torch.optim.Adam([model.global_bias], lr=0.05)]  # fmt: skip
+        run = training._Step(
+            model,
+            lambda m, b: nn.functional.mse_loss(m(b[0], b[1]), b[2]) * loss_factor,
+            optimizers,
+            precision,
+            clip_grad=1.0,
+        )
+        return run(batch)
+
+    step(plain, _Precision("cpu", torch.bfloat16))
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    step(scaled, _Precision("cpu", torch.bfloat16, scaler))
+    for (name, a), b in zip(plain.named_parameters(), scaled.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+    _, fresh = _mf_pair()
+    assert not torch.equal(scaled.user_embedding.weight, fresh.user_embedding.weight)
+    assert not torch.equal(scaled.global_bias, fresh.global_bias)
+    before = _weights(scaled)
+    step(scaled, _Precision("cpu", torch.bfloat16, scaler), loss_factor=math.inf)  # overflow
+    assert scaler.get_scale() == 2.0**9
+    assert all(torch.equal(v, before[k]) for k, v in _weights(scaled).items())
+
+
+def test_checkpoints_hold_the_states_of_several_optimizers(tmp_path):
+    _, model = _mf_pair()
+
+    def optimizers(m):
+        return [torch.optim.SparseAdam(_tables(m), lr=0.05),
+                torch.optim.Adam([m.global_bias], lr=0.02)]  # fmt: skip
+
+    saved_opts = optimizers(model)
+    fit(model, _batches(_covering_ratings()), "mse", saved_opts, 2, progress=False)
+    path = save_checkpoint(tmp_path / "sparse.pt", model, saved_opts, epoch=2)
+    _, other = _mf_pair(seed=1)
+    loaded_opts = optimizers(other)
+    assert load_checkpoint(path, other, loaded_opts) == {"epoch": 2}
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters(), strict=True)
+    )
+    for saved, loaded in zip(saved_opts, loaded_opts, strict=True):
+        a, b = saved.state_dict(), loaded.state_dict()
+        assert a["param_groups"] == b["param_groups"]
+        for key in a["state"]:
+            assert torch.equal(a["state"][key]["exp_avg"], b["state"][key]["exp_avg"])
+    with pytest.raises(ValueError, match="holds the states of 2 optimizers, and one optimizer"):
+        load_checkpoint(path, other, loaded_opts[0])
+    with pytest.raises(ValueError, match="holds the states of 2 optimizers, and 3 were given"):
+        load_checkpoint(path, other, [*loaded_opts, torch.optim.SGD(other.parameters())])
+    with pytest.raises(ValueError, match=r"its optimizer\[0\] state is of another optimizer"):
+        load_checkpoint(path, other, [torch.optim.Adagrad(_tables(other)), loaded_opts[1]])
+    single = save_checkpoint(tmp_path / "one.pt", model, saved_opts[1])
+    with pytest.raises(ValueError, match="holds the state of one optimizer, and a list of 2"):
+        load_checkpoint(single, other, loaded_opts)
+    with pytest.raises(ValueError, match=r"optimizer\[1\] must be"):
+        save_checkpoint(tmp_path / "bad.pt", model, [saved_opts[0], None])
+
+
+def test_lr_range_test_takes_several_optimizers_and_restores_them():
+    _, model = _mf_pair()
+    optimizers = [torch.optim.SparseAdam(_tables(model), lr=0.05),
+                  torch.optim.Adam([model.global_bias], lr=0.02)]  # fmt: skip
+    fit(model, _batches(_covering_ratings()), "mse", optimizers, 1, progress=False)
+    weights = _weights(model)
+    states = copy.deepcopy([opt.state_dict() for opt in optimizers])  # not the live tensors
+    frame = lr_range_test(model, _batches(_covering_ratings()), "mse", optimizers, num_steps=20)
+    assert len(frame) > 5
+    assert all(torch.equal(v, weights[k]) for k, v in _weights(model).items())
+    assert [opt.param_groups[0]["lr"] for opt in optimizers] == [0.05, 0.02]
+    for opt, state in zip(optimizers, states, strict=True):
+        for key, value in opt.state_dict()["state"].items():
+            assert torch.equal(value["exp_avg"], state["state"][key]["exp_avg"])
+    with pytest.raises(ValueError, match="in no optimizer"):
+        lr_range_test(model, _batches(_covering_ratings()), "mse", optimizers[:1])
