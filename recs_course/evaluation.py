@@ -1,9 +1,8 @@
 """Evaluation protocols: rating prediction, sampled ranking and full ranking.
 
-Every function puts the model in eval mode under ``torch.no_grad()`` and restores the training
-flag of each of its submodules afterwards, scores in batches, and runs on the model's own device
-unless ``device`` says otherwise (``device`` is where the inputs are sent; the model is never
-moved). The model follows the contract of :mod:`recs_course.models`:
+Every function puts the model in eval mode under ``torch.no_grad()``, inside one
+``model.scoring_pass()``, restores the training flag of each of its submodules afterwards, and
+scores in batches. The model follows the contract of :mod:`recs_course.models`:
 
 * ``model(users (B,), items (B,)) -> scores (B,)``;
 * ``model.score_all(users (B,)) -> scores (B, n_items)`` (full ranking only).
@@ -50,9 +49,9 @@ from .metrics import (
     mae,
     rmse,
 )
-from .models.base import check_indices, check_positive_int, model_device, place_model
+from .models.base import check_indices, check_positive_int, place_model
 
-__all__ = ["evaluate_ratings", "evaluate_sampled", "evaluate_full", "model_device", "Metrics"]
+__all__ = ["evaluate_ratings", "evaluate_sampled", "evaluate_full", "Metrics"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -151,6 +150,7 @@ def evaluate_ratings(
     users,
     items,
     ratings,
+    *,
     pairs_per_batch: int = 65536,
     device: str | torch.device | None = None,
 ) -> Metrics:
@@ -203,6 +203,7 @@ def evaluate_sampled(
     users,
     candidates,
     ks: int | Sequence[int] = (10,),
+    *,
     metrics: str | Sequence[str] = ("hr", "ndcg"),
     users_per_batch: int = 1024,
     device: str | torch.device | None = None,
@@ -300,6 +301,7 @@ def evaluate_full(
     train,
     test,
     ks: int | Sequence[int] = (20,),
+    *,
     metrics: str | Sequence[str] = ("recall", "ndcg", "precision", "hr"),
     users=None,
     users_per_batch: int = 1024,

@@ -11,8 +11,9 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recs_course.evaluation import evaluate_full, evaluate_ratings, evaluate_sampled, model_device
+from recs_course.evaluation import evaluate_full, evaluate_ratings, evaluate_sampled
 from recs_course.metrics import ranking_metrics
+from recs_course.models import model_device
 
 
 class TableModel(nn.Module):

@@ -25,7 +25,7 @@ NeuMF), :mod:`.graph` (normalized_adjacency, NGCF, LightGCN), :mod:`.autoencoder
 from __future__ import annotations
 
 from .autoencoder import AutoRec, masked_mse
-from .base import Recommender, check_indices, index_checks, model_device
+from .base import Recommender, check_indices, index_checks, model_device, place_model
 from .baselines import Popularity
 from .graph import NGCF, LightGCN, laplacian, normalized_adjacency
 from .mf import MF, EmbeddingMLP
@@ -34,6 +34,7 @@ from .ncf import GMF, NCFMLP, NeuMF
 __all__ = [
     "Recommender",
     "model_device",
+    "place_model",
     "check_indices",
     "index_checks",
     "MF",
