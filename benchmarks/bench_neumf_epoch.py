@@ -15,13 +15,15 @@ the data side differs:
 (ii)  the course: ``pointwise_instances`` (vectorised, exact) and ``Batches`` at batch 256;
 (iii) the course at its default batch size (2048, learning rate scaled up).
 
-An epoch is timed from the drawing of its negatives to its last optimiser step. A fourth
-line times the model steps alone (batches prepared beforehand) at batch 256: the floor of any
-pipeline. Finally NeuMF is trained for the same number of epochs at batch 256 and at the
+An epoch is timed from the drawing of its negatives to its last optimiser step. Two more
+lines time the model steps alone (batches prepared beforehand) at batch 256 and at the default
+batch: the floor of any pipeline. ``--profile N`` then shows where a step's time goes
+(``torch.profiler`` over N steps of ``fit`` at both batch sizes, self CPU time per operator).
+Finally NeuMF is trained for the same number of epochs at batch 256 and at the
 default batch and HR@10 / NDCG@10 on the leave-one-out test items (100 sampled negatives)
 are compared (mean of two seeds), to show that the large batch costs no accuracy.
 
-Run:  python benchmarks/bench_neumf_epoch.py [--threads 1] [--repeats 3]
+Run:  python -m benchmarks.bench_neumf_epoch [--threads 1] [--repeats 3]
 Writes benchmarks/results/neumf_epoch.json.
 """
 
@@ -39,9 +41,9 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from _common import machine_line, write_json
 from torch.utils.data import DataLoader, Dataset
 
+from benchmarks.common import machine_line, write_json
 from recs_course.data import (
     Batches,
     IdEncoder,
@@ -140,6 +142,39 @@ def median(xs: list[float]) -> float:
     return float(statistics.median(xs))
 
 
+def profile_steps(model: NeuMF, batches: list, lr: float, top: int = 15) -> dict:
+    """Where a step's time goes: ``torch.profiler`` over ``fit`` on ``batches`` (the first 20
+    warm up, unprofiled).
+
+    Returns the total self CPU time per step and the ``top`` operators by self CPU time (per
+    step; ``Optimizer.step#Adam.step`` is the Python of ``Adam.step`` around its kernel). The
+    profiler's own cost inflates the many small operators, so read shares, not absolute times.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    optimizer = adam(model, lr)
+    warm_up, batches = batches[:20], batches[20:]
+    fit(model, warm_up, "bce", optimizer, epochs=1, progress=False)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fit(model, batches, "bce", optimizer, epochs=1, progress=False)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    n = len(batches)
+    return {
+        "steps": n,
+        "self_cpu_us_per_step": total / n,
+        "top": [
+            {
+                "op": e.key,
+                "self_us_per_step": e.self_cpu_time_total / n,
+                "calls_per_step": e.count / n,
+                "share": e.self_cpu_time_total / total,
+            }
+            for e in events[:top]
+        ],
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     global COURSE_BATCH, COURSE_LR
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -156,6 +191,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--lr", type=float, default=COURSE_LR, help="its learning rate")
     parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="profile this many steps of fit at both batch sizes (0: no profile)",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=Path(__file__).resolve().parent / "results" / "neumf_epoch.json",
@@ -164,6 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
     COURSE_BATCH, COURSE_LR = args.batch, args.lr
     if min(args.threads, args.repeats, args.quality_epochs, args.quality_seeds) < 1:
         parser.error("--threads, --repeats, --quality-epochs and --quality-seeds must be >= 1")
+    if args.profile < 0:
+        parser.error("--profile must be >= 0")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads = {torch.get_num_threads()}")
 
@@ -200,6 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
         "course_default": [],
     }
     steps_only: list[float] = []
+    steps_only_default: list[float] = []
     rng = random.Random(0)
     for rep in range(args.repeats):  # interleaved, so load changes hit every pipeline alike
         g = seed_everything(rep)
@@ -223,31 +268,32 @@ def main(argv: list[str] | None = None) -> dict:
         times["course_default"].append(
             one_epoch(NeuMF(n_users, n_items), course_data(COURSE_BATCH, g), COURSE_LR)
         )
-        batches = list(
-            Batches(
-                *pointwise_instances(train, n_items, N_NEG, generator=g, positives=sampler),
-                batch_size=SEED_BATCH,
-                generator=g,
-            )
-        )
+        instances = pointwise_instances(train, n_items, N_NEG, generator=g, positives=sampler)
+        batches = list(Batches(*instances, batch_size=SEED_BATCH, generator=g))
         steps_only.append(one_epoch(NeuMF(n_users, n_items), batches, SEED_LR))
+        batches = list(Batches(*instances, batch_size=COURSE_BATCH, generator=g))
+        steps_only_default.append(one_epoch(NeuMF(n_users, n_items), batches, COURSE_LR))
         print(
             f"  repeat {rep + 1}: seed as written {times['seed_faithful_256'][-1]:.2f} s, "
             f"seed lean {times['seed_256'][-1]:.2f} s, course@256 "
             f"{times['course_256'][-1]:.2f} s, course@{COURSE_BATCH} "
-            f"{times['course_default'][-1]:.2f} s, steps only@256 {steps_only[-1]:.2f} s",
+            f"{times['course_default'][-1]:.2f} s, steps only@256 {steps_only[-1]:.2f} s, "
+            f"@{COURSE_BATCH} {steps_only_default[-1]:.2f} s",
             flush=True,
         )
     med = {k: median(v) for k, v in times.items()}
-    med_steps = median(steps_only)
+    med_steps, med_steps_default = median(steps_only), median(steps_only_default)
     n_batches_256 = -(-n_instances // SEED_BATCH)
+    n_batches_default = -(-n_instances // COURSE_BATCH)
     ratio_256 = med["seed_256"] / med["course_256"]
     ratio_default = med["seed_256"] / med["course_default"]
     ratio_faithful_256 = med["seed_faithful_256"] / med["course_256"]
     ratio_faithful_default = med["seed_faithful_256"] / med["course_default"]
 
     # Same number of epochs at both batch sizes: accuracy on the leave-one-out test items.
-    test_users, candidates = ranking_candidates(train, test, n_items, n_neg=100, seed=0)
+    test_users, candidates = ranking_candidates(
+        test, n_items, n_neg=100, exclude=train, generator=0
+    )
     quality = {}
     for name, batch_size, lr in (
         ("batch_256", SEED_BATCH, SEED_LR),
@@ -282,6 +328,16 @@ def main(argv: list[str] | None = None) -> dict:
     n_test = len(test_users)
     no_loss = round(q_large["HR@10"] * n_test) >= round(q_small["HR@10"] * n_test)
 
+    profiles = {}
+    if args.profile:
+        g = seed_everything(0)
+        instances = pointwise_instances(train, n_items, N_NEG, generator=g, positives=sampler)
+        for batch_size, lr in ((SEED_BATCH, SEED_LR), (COURSE_BATCH, COURSE_LR)):
+            batches = list(Batches(*instances, batch_size=batch_size, generator=g))
+            profiles[f"batch_{batch_size}"] = profile_steps(
+                NeuMF(n_users, n_items), batches[: args.profile + 20], lr
+            )
+
     print(f"\none epoch, median of {args.repeats} (threads = {torch.get_num_threads()}):")
     print(f"  seed 004 as written @256 (workers 2): {med['seed_faithful_256']:7.2f} s   (baseline)")
     print(f"  seed-style, lean loop @256          : {med['seed_256']:7.2f} s   (leaner baseline)")
@@ -298,6 +354,10 @@ def main(argv: list[str] | None = None) -> dict:
         f"({med_steps / n_batches_256 * 1e3:.2f} ms a batch)"
     )
     print(
+        f"  model steps alone @{COURSE_BATCH}            : {med_steps_default:7.2f} s   "
+        f"({med_steps_default / n_batches_default * 1e3:.2f} ms a batch)"
+    )
+    print(
         f"after {args.quality_epochs} epochs, mean of {args.quality_seeds} seeds "
         "(leave-one-out test, 100 sampled negatives):"
     )
@@ -307,11 +367,21 @@ def main(argv: list[str] | None = None) -> dict:
             f"({q['train_s']:.1f} s)"
         )
     print(f"  HR@10 at batch {COURSE_BATCH} not lower than at 256: {'PASS' if no_loss else 'FAIL'}")
+    for name, prof in profiles.items():
+        print(
+            f"where a step's time goes, {name} (torch.profiler, {prof['steps']} steps of fit, "
+            f"self CPU {prof['self_cpu_us_per_step']:.0f} us a step with the profiler's cost):"
+        )
+        for row in prof["top"]:
+            print(
+                f"  {row['op'][:48]:48} {row['self_us_per_step']:8.1f} us  "
+                f"{row['calls_per_step']:5.1f} calls  {row['share']:6.1%}"
+            )
 
     result = {
         "benchmark": "one NeuMF training epoch on ml-100k: seed-style DataLoader vs the course",
         "command": " ".join(
-            ["python benchmarks/bench_neumf_epoch.py", *(sys.argv[1:] if argv is None else argv)]
+            ["python -m benchmarks.bench_neumf_epoch", *(sys.argv[1:] if argv is None else argv)]
         ),
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,
@@ -319,9 +389,18 @@ def main(argv: list[str] | None = None) -> dict:
         "n_instances": n_instances,
         "n_neg": N_NEG,
         "model": "NeuMF(dim=32, layers=(64, 32, 16, 8), dropout=0), Adam (fused), BCE with logits",
-        "median_epoch_s": {**med, "model_steps_only_256": med_steps},
-        "all_epoch_s": {**times, "model_steps_only_256": steps_only},
+        "median_epoch_s": {
+            **med,
+            "model_steps_only_256": med_steps,
+            "model_steps_only_default": med_steps_default,
+        },
+        "all_epoch_s": {
+            **times,
+            "model_steps_only_256": steps_only,
+            "model_steps_only_default": steps_only_default,
+        },
         "step_ms_per_batch_256": med_steps / n_batches_256 * 1e3,
+        "step_ms_per_batch_default": med_steps_default / n_batches_default * 1e3,
         "speedup_vs_seed_as_written_at_256": ratio_faithful_256,
         "speedup_vs_seed_as_written_at_default": ratio_faithful_default,
         "speedup_at_256": ratio_256,
@@ -339,6 +418,7 @@ def main(argv: list[str] | None = None) -> dict:
         "quality_epochs": args.quality_epochs,
         "quality_seeds": args.quality_seeds,
         "quality": quality,
+        "profile": profiles,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": machine_line(),

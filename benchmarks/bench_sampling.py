@@ -12,9 +12,11 @@ with the per-rating Python loop most tutorials write::
 Both produce tensors. The user -> set-of-items dictionary of the loop and the
 ``NegativeSampler`` of the vectorised version are built once, outside the timed epoch (as they
 would be in training); the vectorised time from scratch (sampler built inside) is reported
-too. Also times ``load_movielens`` from the cache.
+too. The four take turns in every repeat (the numpy-per-draw loop in every other one, the
+vectorised versions five calls each), so a change of the machine's load hits them alike; the
+medians are compared. Also times ``load_movielens`` from the cache.
 
-Run:  python benchmarks/bench_sampling.py [--threads 1] [--repeats 5]
+Run:  python -m benchmarks.bench_sampling [--threads 1] [--repeats 5]
 Writes benchmarks/results/sampling.json.
 """
 
@@ -31,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import machine_line, write_json
 
+from benchmarks.common import machine_line, write_json
 from recs_course.data import IdEncoder, NegativeSampler, load_movielens, pointwise_instances
 
 
@@ -71,6 +73,27 @@ def median_time(fn, repeats: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
+def interleaved_times(
+    fns: dict, repeats: int, every: dict | None = None, calls: dict | None = None
+) -> dict[str, list[float]]:
+    """Seconds of each call of ``fns[name]()``, the functions taking turns in every repeat, so
+    that a change of the machine's load hits them all alike (a shared machine's load moves by
+    more than the differences measured). ``every[name] = k`` runs ``name`` in one repeat of
+    ``k`` only (the slow baselines); ``calls[name] = c`` calls it ``c`` times in a row in each
+    repeat (the fast ones: a few milliseconds are noisy), each call timed."""
+    every, calls = every or {}, calls or {}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for rep in range(repeats):
+        for name, fn in fns.items():
+            if rep % every.get(name, 1):
+                continue
+            for _ in range(calls.get(name, 1)):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -107,22 +130,27 @@ def main(argv: list[str] | None = None) -> dict:
     rng = random.Random(0)
     np_rng = np.random.default_rng(0)
 
-    loop_s, loop_all = median_time(
-        lambda: python_loop(users, items, n_items, args.n_neg, user_set, rng.randrange),
+    all_times = interleaved_times(
+        {
+            "python_loop": lambda: python_loop(
+                users, items, n_items, args.n_neg, user_set, rng.randrange
+            ),
+            "python_loop_numpy_draw": lambda: python_loop(
+                users, items, n_items, args.n_neg, user_set, lambda n: int(np_rng.integers(n))
+            ),
+            "prebuilt": lambda: pointwise_instances(
+                r, n_items, args.n_neg, generator=g, positives=sampler
+            ),
+            "scratch": lambda: pointwise_instances(r, n_items, args.n_neg, generator=g),
+        },
         args.repeats,
+        every={"python_loop_numpy_draw": 2},  # about 3x slower than the main baseline
+        calls={"prebuilt": 5, "scratch": 5},
     )
-    np_loop_s, np_loop_all = median_time(
-        lambda: python_loop(
-            users, items, n_items, args.n_neg, user_set, lambda n: int(np_rng.integers(n))
-        ),
-        max(1, args.repeats // 2),
-    )
-    vec_s, vec_all = median_time(
-        lambda: pointwise_instances(r, n_items, args.n_neg, generator=g, positives=sampler),
-        args.repeats,
-    )
-    scratch_s, scratch_all = median_time(
-        lambda: pointwise_instances(r, n_items, args.n_neg, generator=g), args.repeats
+    loop_all, np_loop_all = all_times["python_loop"], all_times["python_loop_numpy_draw"]
+    vec_all, scratch_all = all_times["prebuilt"], all_times["scratch"]
+    loop_s, np_loop_s, vec_s, scratch_s = (
+        statistics.median(t) for t in (loop_all, np_loop_all, vec_all, scratch_all)
     )
     n_inst = len(r) * (1 + args.n_neg)
     print(f"{args.dataset}: {len(r)} ratings -> {n_inst} instances ({args.n_neg} negatives each)")
@@ -139,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "one epoch of pointwise instances, vectorised vs Python loop",
         "command": " ".join(
-            ["python benchmarks/bench_sampling.py", *(sys.argv[1:] if argv is None else argv)]
+            ["python -m benchmarks.bench_sampling", *(sys.argv[1:] if argv is None else argv)]
         ),
         "dataset": args.dataset,
         "dataset_source": cached.source,

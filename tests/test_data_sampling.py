@@ -263,3 +263,63 @@ def test_sample_negatives_accepts_a_prebuilt_sampler_and_is_chunked(encoded, mon
     sets = user_sets(r)
     assert not any(sets[u] & set(row) for u, row in zip(users.tolist(), a.tolist(), strict=True))
     assert sample_negatives(users, sampler, 0).shape == (n_users, 0)
+
+
+def reference_rejection(sampler: NegativeSampler, users, n_neg, g):
+    """The rejection rounds written with torch operations only (the sampler's first version):
+    the draws and their order, which the numpy bookkeeping of ``_rejection`` must not change."""
+    n = sampler.n_items
+    base = (users * n).to(torch.int32)
+    items = torch.randint(0, n, (len(users), n_neg), generator=g, dtype=torch.int32)
+    flat = items.view(-1)
+    hit = sampler._member.index_select(0, (items + base[:, None]).view(-1))
+    todo = torch.nonzero(hit).squeeze(1)
+    for _ in range(sampling_mod.MAX_ROUNDS):
+        if todo.numel() == 0:
+            return items
+        cand = torch.randint(0, n, todo.shape, generator=g, dtype=torch.int32)
+        hit = sampler._member.index_select(0, base.index_select(0, todo // n_neg) + cand)
+        ok = torch.nonzero(~hit).squeeze(1)
+        flat.index_copy_(0, todo.index_select(0, ok), cand.index_select(0, ok))
+        todo = todo[hit]
+    if todo.numel():
+        u = users[todo // n_neg]
+        k = sampler._uniform_below(sampler.pool[u], g)
+        flat[todo] = sampler._kth_negative(u, k).to(torch.int32)
+    return items
+
+
+@pytest.mark.parametrize("max_rounds", [16, 2, 0])  # 0 and 2: the exact fallback draws too
+@pytest.mark.parametrize("n_neg", [1, 4, 9])
+def test_rejection_draws_are_those_of_the_plain_torch_rounds(encoded, monkeypatch, max_rounds,
+                                                             n_neg):
+    r, n_users, n_items = encoded  # about 30% of the pairs are positives: many rounds
+    monkeypatch.setattr(sampling_mod, "MAX_ROUNDS", max_rounds)
+    sampler = NegativeSampler.from_ratings(r, n_items, n_users=n_users)
+    users = torch.tensor(r["user_id"].to_numpy(dtype=np.int64))
+    for seed in range(3):
+        got = sampler._rejection(users, n_neg, torch.Generator().manual_seed(seed))
+        want = reference_rejection(sampler, users, n_neg, torch.Generator().manual_seed(seed))
+        assert got.dtype == torch.int32 and torch.equal(got, want)
+    sets = user_sets(r)
+    for u, row in zip(users.tolist(), got.tolist(), strict=True):
+        assert not sets[u] & set(row)
+
+
+@pytest.mark.parametrize("max_rounds", [16, 1])  # 1: most rejected draws go to the fallback
+def test_rejection_is_uniform_with_and_without_the_fallback(monkeypatch, max_rounds):
+    monkeypatch.setattr(sampling_mod, "MAX_ROUNDS", max_rounds)
+    positives = np.zeros((3, 12), dtype=np.float32)
+    positives[0, [0, 2, 3, 5, 6, 7, 8, 9, 11]] = 1  # 3 negatives: 75% of draws rejected
+    positives[1, [4]] = 1
+    positives[2, :11] = 1  # a single negative
+    sampler = NegativeSampler(sp.csr_matrix(positives))
+    users = torch.tensor([0, 1, 2]).repeat(12_000)
+    neg = sampler.sample(users, 2, generator=7).numpy()
+    for u in range(3):
+        drawn = neg[users.numpy() == u].ravel()
+        negatives = np.flatnonzero(positives[u] == 0)
+        counts = np.bincount(drawn, minlength=12)
+        assert counts[positives[u] == 1].sum() == 0  # never a positive
+        expected = drawn.size / negatives.size
+        assert np.all(np.abs(counts[negatives] - expected) < 5 * np.sqrt(expected))

@@ -32,6 +32,22 @@ def _embedding(n: int, dim: int) -> nn.Embedding:
     return table
 
 
+def _rows(table: nn.Embedding, index: Tensor) -> Tensor:
+    """``table(index)``: the rows of an embedding table, the same values bit for bit.
+
+    On the CPU the rows are gathered with ``index_select``, whose backward scatters the
+    batch's gradient into a zero table in one call; ``nn.Embedding``'s CPU backward adds the
+    rows one at a time. Same gradient, bit for bit; a lookup's forward plus backward costs
+    about 0.09 ms instead of 0.17 ms at batch 2048 (NeuMF does four per step), 7% less at
+    batch 256. Elsewhere the module is called, whose CUDA backward is deterministic (a CUDA
+    ``index_add_`` is not). The course's tables use no ``padding_idx``, ``max_norm`` or
+    sparse gradients, so both are the same lookup.
+    """
+    if index.device.type == "cpu":
+        return table.weight.index_select(0, index)
+    return table(index)
+
+
 def _output_layer(in_features: int) -> nn.Linear:
     layer = nn.Linear(in_features, 1)
     nn.init.kaiming_uniform_(layer.weight, a=1.0)  # gain 1: LeCun uniform, as in the paper's code
@@ -88,7 +104,7 @@ class GMF(Recommender):
     def features(self, users: Tensor, items: Tensor) -> Tensor:
         """The element-wise product ``p_u * q_i``: ``(B,), (B,)`` -> ``(B, d)``."""
         users, items = self._pairs(users, items)
-        return self.user_embedding(users) * self.item_embedding(items)
+        return _rows(self.user_embedding, users) * _rows(self.item_embedding, items)
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """``users (B,)``, ``items (B,)`` -> ``(B,)`` logits."""
@@ -136,7 +152,9 @@ class NCFMLP(Recommender):
     def features(self, users: Tensor, items: Tensor) -> Tensor:
         """The tower's output: ``(B,), (B,)`` -> ``(B, layers[-1])``."""
         users, items = self._pairs(users, items)
-        x = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=-1)
+        x = torch.cat(
+            [_rows(self.user_embedding, users), _rows(self.item_embedding, items)], dim=-1
+        )
         return self.tower(x)
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
@@ -201,9 +219,12 @@ class NeuMF(Recommender):
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """``users (B,)``, ``items (B,)`` -> ``(B,)`` logits."""
         users, items = self._pairs(users, items)
-        gmf = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)
+        gmf = _rows(self.gmf_user_embedding, users) * _rows(self.gmf_item_embedding, items)
         mlp = self.tower(
-            torch.cat([self.mlp_user_embedding(users), self.mlp_item_embedding(items)], dim=-1)
+            torch.cat(
+                [_rows(self.mlp_user_embedding, users), _rows(self.mlp_item_embedding, items)],
+                dim=-1,
+            )
         )
         return self.output(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)
 
