@@ -32,7 +32,7 @@ def by_hand(kind, r, n_items, n_neg, batch_size, g, sampler):
     if kind == "pointwise":
         tensors = pointwise_instances(r, n_items, n_neg, generator=g, positives=sampler)
     else:
-        tensors = pairwise_instances(r, n_items, generator=g, positives=sampler, n_neg=n_neg)
+        tensors = pairwise_instances(r, n_items, n_neg, generator=g, positives=sampler)
     return list(Batches(*tensors, batch_size=batch_size, generator=g))
 
 

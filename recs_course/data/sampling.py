@@ -329,23 +329,20 @@ def _sampler_for(r_users: np.ndarray, positives, r: pd.DataFrame, n_items: int) 
 
 def sample_negatives(
     users,
-    positives_csr: sp.spmatrix | NegativeSampler,
+    positives: sp.spmatrix | NegativeSampler,
     n_neg: int,
+    *,
     generator: torch.Generator | int | None = None,
     replace: bool = True,
 ) -> torch.Tensor:
     """``(len(users), n_neg)`` LongTensor of items each user has not interacted with.
 
-    ``positives_csr`` is the ``(n_users, n_items)`` sparse matrix of positives (or a prebuilt
+    ``positives`` is the ``(n_users, n_items)`` sparse matrix of positives (or a prebuilt
     :class:`NegativeSampler`, cheaper when called every epoch). ``replace=False`` makes the
     negatives of a row distinct. Raises ``ValueError`` for a user without negatives, or with
     fewer than ``n_neg`` of them when ``replace=False``.
     """
-    sampler = (
-        positives_csr
-        if isinstance(positives_csr, NegativeSampler)
-        else NegativeSampler(positives_csr)
-    )
+    sampler = positives if isinstance(positives, NegativeSampler) else NegativeSampler(positives)
     return sampler.sample(users, n_neg, generator=generator, replace=replace)
 
 
@@ -353,6 +350,7 @@ def pointwise_instances(
     r: pd.DataFrame,
     n_items: int,
     n_neg: int = 4,
+    *,
     generator: torch.Generator | int | None = None,
     positives: sp.spmatrix | NegativeSampler | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -380,13 +378,18 @@ def pointwise_instances(
     u, i = _encoded_pairs(r, n_items, "r")
     n_neg = _check_count(n_neg, "n_neg")
     sampler = _sampler_for(u, positives, r, n_items)
+    return _pointwise(u, i, n_neg, sampler, torch_generator(generator))
+
+
+def _pointwise(u: np.ndarray, i: np.ndarray, n_neg: int, sampler: NegativeSampler, g):
+    """:func:`pointwise_instances` on checked indices (what :class:`InstanceBatches` repeats)."""
     n = len(u)
     users = torch.empty(n * (1 + n_neg), dtype=torch.int64)
     items = torch.empty(n * (1 + n_neg), dtype=torch.int64)
     users[:n] = torch.from_numpy(u)
     items[:n] = torch.from_numpy(i)
     users[n:].view(n, n_neg).copy_(users[:n, None].expand(n, n_neg))
-    sampler._sample_into(items[n:].view(n, n_neg), users[:n], torch_generator(generator), True)
+    sampler._sample_into(items[n:].view(n, n_neg), users[:n], g, True)
     labels = torch.zeros(n * (1 + n_neg), dtype=torch.float32)
     labels[:n] = 1.0
     return users, items, labels
@@ -395,9 +398,10 @@ def pointwise_instances(
 def pairwise_instances(
     r: pd.DataFrame,
     n_items: int,
+    n_neg: int = 1,
+    *,
     generator: torch.Generator | int | None = None,
     positives: sp.spmatrix | NegativeSampler | None = None,
-    n_neg: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One epoch of BPR triples: each row of ``r`` with fresh negatives.
 
@@ -414,8 +418,13 @@ def pairwise_instances(
     if n_neg == 0:
         raise ValueError("n_neg must be at least 1 for pairs (a positive against a negative)")
     sampler = _sampler_for(u, positives, r, n_items)
+    return _pairwise(u, i, n_neg, sampler, torch_generator(generator))
+
+
+def _pairwise(u: np.ndarray, i: np.ndarray, n_neg: int, sampler: NegativeSampler, g):
+    """:func:`pairwise_instances` on checked indices (what :class:`InstanceBatches` repeats)."""
     users = torch.from_numpy(u)
-    neg = sampler.sample(users, n_neg, generator=generator)
+    neg = sampler.sample(users, n_neg, generator=g)
     return users, torch.from_numpy(i), neg[:, 0] if n_neg == 1 else neg
 
 
@@ -523,8 +532,12 @@ class InstanceBatches:
                                   "n_neg")
         self.ratings = ratings
         self.n_items = n_items
-        u, _ = _encoded_pairs(ratings, n_items, "ratings")
+        # checked once: every pass reuses the indices and the sampler
+        self._users, self._items = _encoded_pairs(ratings, n_items, "ratings")
+        u = self._users
         self.sampler = _sampler_for(u, positives, ratings, n_items)
+        if kind == "pairwise" and self.n_neg == 0:
+            raise ValueError("n_neg must be at least 1 for pairs (a positive against a negative)")
         self.generator = torch_generator(generator)
         rows = len(u) * (1 + self.n_neg) if kind == "pointwise" else len(u)
         # checks batch_size, drop_last and device once, here
@@ -533,11 +546,8 @@ class InstanceBatches:
 
     def draw(self) -> tuple[torch.Tensor, ...]:
         """One epoch's instances, unshuffled (what each pass batches)."""
-        if self.kind == "pointwise":
-            return pointwise_instances(self.ratings, self.n_items, self.n_neg,
-                                       generator=self.generator, positives=self.sampler)
-        return pairwise_instances(self.ratings, self.n_items, generator=self.generator,
-                                  positives=self.sampler, n_neg=self.n_neg)
+        draw = _pointwise if self.kind == "pointwise" else _pairwise
+        return draw(self._users, self._items, self.n_neg, self.sampler, self.generator)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         b = self._shape
