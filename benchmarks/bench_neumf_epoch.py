@@ -47,6 +47,7 @@ from benchmarks.common import machine_line, write_json
 from recs_course.data import (
     Batches,
     IdEncoder,
+    InstanceBatches,
     NegativeSampler,
     leave_one_out,
     load_movielens,
@@ -230,12 +231,9 @@ def main(argv: list[str] | None = None) -> dict:
     n_instances = len(train) * (1 + N_NEG)
     print(f"ml-100k: {len(train)} training ratings -> {n_instances} instances an epoch")
 
-    def course_data(batch_size: int, g: torch.Generator):
-        def data(epoch: int) -> Batches:
-            u, i, y = pointwise_instances(train, n_items, N_NEG, generator=g, positives=sampler)
-            return Batches(u, i, y, batch_size=batch_size, generator=g)
-
-        return data
+    def course_data(batch_size: int, g: torch.Generator) -> InstanceBatches:
+        return InstanceBatches(train, n_items, "pointwise", n_neg=N_NEG, batch_size=batch_size,
+                               generator=g, positives=sampler)
 
     times: dict[str, list[float]] = {
         "seed_faithful_256": [],
