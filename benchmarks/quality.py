@@ -330,8 +330,8 @@ def run_neumf(ratings, seed: int) -> dict:
         )
         return model
 
-    popularity = Popularity(n_users, n_items).fit(
-        train["user_id"].to_numpy(), train["item_id"].to_numpy()
+    popularity = Popularity.from_interactions(
+        train["user_id"].to_numpy(), train["item_id"].to_numpy(), n_users, n_items
     )
     out["models"]["Pop"] = {"test": on_test(popularity)}
     log(f"    {'Pop':8} {fmt(out['models']['Pop']['test'])}")

@@ -157,8 +157,6 @@ def test_autorec_row_methods_check_their_row_indices(based):
             method(_t(0, -1))
         with pytest.raises(ValueError, match=rf"idx must lie in \[0, {n_rows}\)"):
             method(_t(n_rows))
-    with pytest.raises(ValueError, match="chunk_size"):
-        model.score_all(_t(0), chunk_size=0)
 
 
 @pytest.mark.parametrize("cls", [GMF, NCFMLP])

@@ -175,7 +175,7 @@ def test_pair_scores_match_forward_for_one_or_several_negatives(name):
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_buffers_follow_the_module(name):
     model = _build(name).eval()
-    assert model_device(model) == torch.device("cpu") == model.device
+    assert model_device(model) == torch.device("cpu")
     users, items = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
     with torch.no_grad():
         expected = model(users, items).double()
@@ -226,12 +226,49 @@ def test_base_class_refuses_to_guess_a_forward():
         (lambda: NCFMLP(5, 5, dropout=1.5), "dropout"),
         (lambda: NeuMF(5, 5, layers=(64, -32)), r"layers\[1\]"),
         (lambda: NeuMF(5, 5, dropout="0.2"), "dropout"),
-        (lambda: Popularity(5, 5, transform="sqrt"), "transform"),
+        (lambda: MF(5, 5, biases="no"), "biases must be True or False"),
+        (lambda: MF(5, 5, biases=1), "biases must be True or False"),
+        (lambda: MF(5, 5, dim=np.float64(4.0)), "dim"),
+        (lambda: EmbeddingMLP(5, 5, dropout=np.bool_(False)), "dropout"),
+        (lambda: MF(5, 5, init_std=np.bool_(True)), "init_std"),
     ],
 )
 def test_invalid_arguments_raise_helpful_value_errors(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_numpy_scalars_are_numbers_like_python_ones():
+    python = MF(5, 5, dim=4, init_std=0.1, biases=True)
+    numpy = MF(5, 5, dim=np.int64(4), init_std=np.float32(0.1), biases=np.bool_(True))
+    assert repr(numpy) == repr(python) and numpy.biases is True
+    mlp = EmbeddingMLP(
+        5,
+        5,
+        dim=np.int32(4),
+        hidden=(np.int64(8),),
+        dropout=np.float32(0.25),
+        embed_dropout=np.float64(0.0),
+        y_range=(np.float32(1.0), 5),
+    )
+    assert mlp.dropout == (0.25,) and mlp.hidden == (8,) and isinstance(mlp.dim, int)
+
+
+@pytest.mark.parametrize(
+    ("build", "arguments"),
+    [
+        (MF, (5, 5, 4, True)),  # biases
+        (EmbeddingMLP, (5, 5, 4, (8,))),  # hidden
+    ],
+)
+def test_options_after_dim_are_keyword_only(build, arguments):
+    import inspect
+
+    with pytest.raises(TypeError, match="positional"):
+        build(*arguments)
+    parameters = list(inspect.signature(build).parameters.values())
+    assert [p.name for p in parameters[:3]] == ["n_users", "n_items", "dim"]
+    assert all(p.kind is p.KEYWORD_ONLY for p in parameters[3:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,8 +413,9 @@ def test_from_pretrained_alpha_one_keeps_only_the_gmf_half():
 )
 def test_from_pretrained_rejects_mismatched_inputs(args, match):
     gmf, mlp = _pretrained_pair()
+    first, second, alpha = args(gmf, mlp)
     with pytest.raises(ValueError, match=match):
-        NeuMF.from_pretrained(*args(gmf, mlp))
+        NeuMF.from_pretrained(first, second, alpha=alpha)
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,23 +433,28 @@ def test_popularity_ranks_items_by_distinct_users():
     torch.testing.assert_close(
         model(torch.tensor([1, 2]), torch.tensor([1, 0])), torch.tensor([2.0, 0.0])
     )
-    logged = Popularity(3, 5, transform="log").fit(users.numpy(), items.tolist())
-    torch.testing.assert_close(logged.counts, model.counts)
-    torch.testing.assert_close(logged.score_all(torch.tensor([0]))[0], torch.log1p(model.counts))
+    from_lists = Popularity.from_interactions(users.numpy(), items.tolist(), 3, 5)
+    assert torch.equal(from_lists.counts, model.counts) and repr(from_lists) == repr(model)
+    assert not hasattr(Popularity, "fit")  # one way to build it: from_interactions
+    # the counts are its state: a checkpoint restores them into Popularity(n_users, n_items)
+    empty = Popularity(3, 5)
+    assert not empty.counts.any()
+    empty.load_state_dict(model.state_dict())
+    assert torch.equal(empty.counts, model.counts)
 
 
 def test_popularity_rejects_bad_interactions():
-    model = Popularity(3, 5)
-    with pytest.raises(ValueError, match=r"\[0, 5\)"):
-        model.fit([0, 1], [1, 5])
+    build = Popularity.from_interactions
+    with pytest.raises(ValueError, match=r"items must lie in \[0, 5\) \(n_items = 5\)"):
+        build([0, 1], [1, 5], 3, 5)
     with pytest.raises(ValueError, match="same length"):
-        model.fit([0, 1], [1])
+        build([0, 1], [1], 3, 5)
     with pytest.raises(ValueError, match="integer"):
-        model.fit([0.5, 1.0], [1, 2])
+        build([0.5, 1.0], [1, 2], 3, 5)
+    with pytest.raises(ValueError, match="n_items"):
+        build([0], [1], 3, 0)
     # Whole-number floats are ids converted exactly, as in the data layer.
-    assert torch.equal(
-        model.fit([0.0, 1.0], [1, 2]).counts, Popularity(3, 5).fit([0, 1], [1, 2]).counts
-    )
+    assert torch.equal(build([0.0, 1.0], [1, 2], 3, 5).counts, build([0, 1], [1, 2], 3, 5).counts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,10 +582,29 @@ def test_models_built_on_training_data_share_one_constructor():
         graph.score_all(torch.arange(N_USERS)), direct.score_all(torch.arange(N_USERS))
     )
     torch.manual_seed(0)
-    autorec = AutoRec.from_interactions(u, i, N_USERS, N_ITEMS, values=values, hidden=5)
+    autorec = AutoRec.from_interactions(u, i, N_USERS, N_ITEMS, ratings=values, hidden=5)
     torch.manual_seed(0)
     matrix = AutoRec(N_USERS, N_ITEMS, _ratings_csr(), hidden=5)
     assert torch.equal(autorec.values, matrix.values) and repr(autorec) == repr(matrix)
+
+
+@pytest.mark.parametrize("cls", [NGCF, LightGCN, AutoRec, Popularity])
+def test_from_interactions_checks_its_lists_one_way(cls):
+    extra = {"ratings": [4.0, 5.0]} if cls is AutoRec else {}
+    with pytest.raises(ValueError, match=r"items must lie in \[0, 9\) \(n_items = 9\)"):
+        cls.from_interactions([0, 1], [1, 9], N_USERS, N_ITEMS, **extra)
+    with pytest.raises(ValueError, match="same length"):
+        cls.from_interactions([0, 1], [1], N_USERS, N_ITEMS, **extra)
+    with pytest.raises(ValueError, match="n_users must be a positive integer"):
+        cls.from_interactions([0, 1], [1, 2], 0, N_ITEMS, **extra)
+
+
+def test_model_signatures_show_their_arguments():
+    import inspect
+
+    for cls in (MF, EmbeddingMLP, GMF, NCFMLP, NeuMF, Popularity, NGCF, LightGCN, AutoRec):
+        kinds = [p.kind for p in inspect.signature(cls).parameters.values()]
+        assert inspect.Parameter.VAR_KEYWORD not in kinds, cls  # no hidden **unknown
 
 
 def test_sparse_mf_gives_sparse_gradients_for_the_rows_a_batch_touches():

@@ -125,8 +125,17 @@ def test_rating_inputs_of_every_kind_agree():
         ({"ratings": [[1.0]]}, "scipy sparse matrix"),
         (
             {"ratings": sp.coo_matrix(([4.0, 5.0], ([0, 0], [1, 1])), shape=(N_USERS, N_ITEMS))},
-            "repeated",
+            r"ratings holds 1 duplicate \(user, item\) pair.*drop_duplicate_pairs",
         ),
+        (
+            {
+                "ratings": torch.sparse_coo_tensor(
+                    [[0, 0], [1, 1]], [4.0, 5.0], (N_USERS, N_ITEMS), check_invariants=False
+                )  # not coalesced: the two ratings are not summed into a 9
+            },
+            "duplicate",
+        ),
+        ({"ratings": np.where(DENSE > 0, np.nan, 0.0)}, "NaN"),
         ({"based": "movie"}, "based"),
         ({"activation": "gelu"}, "activation"),
         ({"output_activation": "softmax"}, "output_activation"),
@@ -234,6 +243,25 @@ def test_a_scoring_pass_changes_nothing_where_nothing_is_shared():
     assert counted == [N_ITEMS, N_ITEMS]
 
 
+def test_items_per_chunk_sets_how_many_items_one_call_reconstructs():
+    model = _model("item")
+    users = torch.tensor([0, 3, 1])
+    with torch.no_grad():
+        reference = model.score_all(users)
+        model.items_per_chunk = 2  # an instance setting, like max_pass_entries
+        counted = _counting_reconstructions(model)
+        torch.testing.assert_close(model.score_all(users), reference)
+        assert counted == [2, 2, 1]
+        del counted[:]
+        with model.scoring_pass():
+            torch.testing.assert_close(model.score_all(users), reference)
+        assert counted == [2, 2, 1]
+        model.items_per_chunk = 0
+        with pytest.raises(ValueError, match="items_per_chunk must be a positive integer"):
+            model.score_all(users)
+    assert AutoRec.items_per_chunk == 1024
+
+
 def test_evaluators_reconstruct_once_per_evaluation():
     from recs_course.evaluation import evaluate_ratings
 
@@ -253,7 +281,7 @@ def test_from_interactions_equals_the_rating_matrix_constructor():
     values = DENSE[users, items]
     torch.manual_seed(0)
     built = AutoRec.from_interactions(
-        users, items, N_USERS, N_ITEMS, values=torch.from_numpy(values), hidden=3, clip=(1, 5)
+        users, items, N_USERS, N_ITEMS, ratings=torch.from_numpy(values), hidden=3, clip=(1, 5)
     ).eval()
     reference = _model("item", clip=(1, 5))
     assert repr(built) == repr(reference)
@@ -263,21 +291,41 @@ def test_from_interactions_equals_the_rating_matrix_constructor():
         torch.testing.assert_close(
             built.score_all(torch.arange(N_USERS)), reference.score_all(torch.arange(N_USERS))
         )
-    with pytest.raises(ValueError, match="repeated"):
-        AutoRec.from_interactions([0, 0], [1, 1], N_USERS, N_ITEMS, values=[4.0, 5.0])
+    duplicate = (
+        r"ratings holds 1 duplicate \(user, item\) pair\(s\).*user_id=0, item_id=1 at "
+        r"positions \[0, 2\]\. A rating matrix holds one rating per pair\. .*"
+        r"recs_course\.data\.drop_duplicate_pairs"
+    )
+    with pytest.raises(ValueError, match=duplicate):
+        AutoRec.from_interactions([0, 2, 0], [1, 1, 1], N_USERS, N_ITEMS, ratings=[4.0, 3, 5])
     with pytest.raises(ValueError, match="same length"):
-        AutoRec.from_interactions([0, 1], [1, 2], N_USERS, N_ITEMS, values=[4.0])
+        AutoRec.from_interactions([0, 1], [1, 2], N_USERS, N_ITEMS, ratings=[4.0])
     with pytest.raises(ValueError, match=r"items must lie in \[0, 5\)"):
-        AutoRec.from_interactions([0], [5], N_USERS, N_ITEMS, values=[4.0])
+        AutoRec.from_interactions([0], [5], N_USERS, N_ITEMS, ratings=[4.0])
     with pytest.raises(ValueError, match="NaN"):
-        AutoRec.from_interactions([0], [1], N_USERS, N_ITEMS, values=[float("nan")])
-    with pytest.raises(TypeError, match="values"):
+        AutoRec.from_interactions([0], [1], N_USERS, N_ITEMS, ratings=[float("nan")])
+    with pytest.raises(ValueError, match="ratings must hold real numbers"):
+        AutoRec.from_interactions([0], [1], N_USERS, N_ITEMS, ratings=["4"])
+    with pytest.raises(TypeError, match="ratings"):
         AutoRec.from_interactions([0], [1], N_USERS, N_ITEMS)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'values'.*ratings="):
+        AutoRec.from_interactions([0], [1], N_USERS, N_ITEMS, values=[4.0])
 
 
 def test_clip_is_the_new_name_of_y_range_and_is_in_the_repr():
-    with pytest.raises(TypeError, match=r"unexpected keyword argument 'y_range'.*clip="):
+    with pytest.raises(
+        TypeError, match=r"^AutoRec\(\) got an unexpected keyword argument 'y_range'.*clip="
+    ):
         AutoRec(N_USERS, N_ITEMS, DENSE, y_range=(1.0, 5.0))
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'y_range'.*clip="):
+        AutoRec.from_interactions([0], [1], N_USERS, N_ITEMS, ratings=[4.0], y_range=(1, 5))
+    with pytest.raises(TypeError, match="positional"):
+        AutoRec(N_USERS, N_ITEMS, DENSE, 3)  # hidden is keyword-only
+    import inspect
+
+    parameters = inspect.signature(AutoRec).parameters
+    assert "clip" in parameters and "y_range" not in parameters
+    assert all(p.kind is not p.VAR_KEYWORD for p in parameters.values())
     clipped, free = _model("item", clip=(1.0, 5.0)), _model("item")
     assert "clip=(1.0, 5.0)" in repr(clipped) and "clip=None" in repr(free)
     assert repr(clipped) != repr(free)  # a checkpoint of one is refused by the other

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
+from ._interactions import interaction_csr
 from .base import (
     Recommender,
     check_layers,
@@ -18,9 +19,8 @@ from .base import (
     check_probability,
     check_real_dtype,
     check_y_range,
-    refuse_unknown_arguments,
+    renamed_arguments,
 )
-from .baselines import as_index_tensor
 
 __all__ = ["AutoRec", "masked_mse"]
 
@@ -73,7 +73,11 @@ def masked_mse(
 
 
 def _ratings_to_csr(ratings: object, n_users: int, n_items: int) -> sp.csr_matrix:
-    """The ``(U, I)`` rating matrix as scipy CSR; stored entries are the observed ratings."""
+    """The ``(U, I)`` rating matrix as scipy CSR; stored entries are the observed ratings.
+
+    Its entries go through :func:`~recs_course.models._interactions.interaction_csr`, the
+    checks of :meth:`AutoRec.from_interactions` (finite values, one rating per pair).
+    """
     if isinstance(ratings, (Tensor, np.ndarray)) or sp.issparse(ratings):
         check_real_dtype("ratings", ratings.dtype)
         if ratings.ndim != 2:
@@ -81,37 +85,31 @@ def _ratings_to_csr(ratings: object, n_users: int, n_items: int) -> sp.csr_matri
                 f"ratings must be a 2-D (n_users, n_items) matrix, got shape {tuple(ratings.shape)}"
             )
     if sp.issparse(ratings):
-        coo = sp.coo_matrix(ratings)
+        coo = sp.coo_matrix(ratings)  # stored entries, repeated ones included
+        rows, cols, values, shape = coo.row, coo.col, coo.data, coo.shape
     elif isinstance(ratings, Tensor):
         tensor = ratings.detach().to("cpu")
         if tensor.layout == torch.strided:
             coo = sp.coo_matrix(tensor.numpy())  # dense input: zeros mean "not rated"
+            rows, cols, values, shape = coo.row, coo.col, coo.data, coo.shape
         else:
-            tensor = tensor.to_sparse_coo().coalesce()
-            rows, cols = tensor.indices().numpy()
-            coo = sp.coo_matrix((tensor.values().numpy(), (rows, cols)), shape=tuple(tensor.shape))
+            tensor = tensor.to_sparse_coo()  # not coalesced: a repeated entry is not summed
+            (rows, cols), values = tensor._indices().numpy(), tensor._values().numpy()
+            shape = tuple(tensor.shape)
     elif isinstance(ratings, np.ndarray):
         coo = sp.coo_matrix(ratings)
+        rows, cols, values, shape = coo.row, coo.col, coo.data, coo.shape
     else:
         raise ValueError(
             "ratings must be a scipy sparse matrix, a torch tensor (sparse or dense) or a numpy "
             f"array of shape (n_users, n_items); got {type(ratings).__name__}. Build one with "
             "recs_course.data.interaction_matrix(train, n_users, n_items)."
         )
-    if coo.shape != (n_users, n_items):
+    if shape != (n_users, n_items):
         raise ValueError(
-            f"ratings has shape {coo.shape} but (n_users, n_items) = ({n_users}, {n_items})"
+            f"ratings has shape {shape} but (n_users, n_items) = ({n_users}, {n_items})"
         )
-    keys = coo.row.astype(np.int64) * n_items + coo.col
-    if np.unique(keys).size != keys.size:
-        raise ValueError(
-            "ratings holds repeated (user, item) entries; keep one rating per pair (for example "
-            "the latest) before building AutoRec"
-        )
-    values = coo.data.astype(np.float32)
-    if not np.isfinite(values).all():
-        raise ValueError("ratings holds NaN or infinite values")
-    return sp.csr_matrix((values, (coo.row, coo.col)), shape=coo.shape)
+    return interaction_csr(rows, cols, n_users, n_items, values)
 
 
 class AutoRec(Recommender):
@@ -132,8 +130,8 @@ class AutoRec(Recommender):
 
     The training ratings are stored (CSR arrays as non-persistent buffers, moved by
     ``.to(device)``, not saved in checkpoints), so the model turns indices into input rows itself.
-    Build it from the ``(U, I)`` rating matrix, or from interaction lists with
-    :meth:`from_interactions` (the constructor the graph models and ``Popularity`` share).
+    Build it from interaction lists with :meth:`from_interactions` (the constructor the graph
+    models and ``Popularity`` share), or from the ``(U, I)`` rating matrix.
 
     Fallback: a pair whose user or item has no training rating has no information in the input
     (its reconstruction is untrained); :meth:`forward` and :meth:`score_all` predict the mean
@@ -142,7 +140,9 @@ class AutoRec(Recommender):
     :meth:`reconstruct` and :meth:`masked_loss` never clip.
 
     Item-based scoring reconstructs every item a batch touches; inside :meth:`scoring_pass` (an
-    evaluation) every item is reconstructed once for the whole pass instead.
+    evaluation) every item is reconstructed once for the whole pass instead. Where every item is
+    reconstructed (item-based :meth:`score_all`, the pass's table) it goes
+    :attr:`items_per_chunk` items at a time.
 
     Args:
         n_users: ``U``; n_items: ``I``.
@@ -155,7 +155,14 @@ class AutoRec(Recommender):
         output_activation: activation of the reconstruction (``"identity"`` in the paper).
         clip: ``None`` or ``(low, high)`` to clip predictions, e.g. ``(1.0, 5.0)`` (formerly
             ``y_range``, a name that in this package means a scaled sigmoid).
+
+    The options after ``ratings`` are keyword-only.
     """
+
+    #: How many items an item-based model reconstructs in one network call where it
+    #: reconstructs every item (:meth:`score_all`, the table of a :meth:`scoring_pass`): the
+    #: memory of a call is about ``items_per_chunk * (n_users + hidden)`` floats.
+    items_per_chunk: int = 1024
 
     #: The most entries (``n_items * n_users``) of the reconstruction table an item-based
     #: model keeps for a scoring pass (``2**28``: 1 GiB in float32); above it, every call
@@ -169,25 +176,23 @@ class AutoRec(Recommender):
     item_known: Tensor
     mean_rating: Tensor
 
+    @renamed_arguments(
+        y_range="AutoRec's clipping range is now called clip=(low, high) (in recs_course, "
+        "`y_range` is a scaled sigmoid, as in MF and EmbeddingMLP)"
+    )
     def __init__(
         self,
         n_users: int,
         n_items: int,
         ratings: object,
+        *,
         hidden: int | Sequence[int] = 500,
         based: Literal["item", "user"] = "item",
         dropout: float = 0.0,
         activation: str = "sigmoid",
         output_activation: str = "identity",
         clip: tuple[float, float] | None = None,
-        **unknown: object,
     ) -> None:
-        refuse_unknown_arguments(
-            "AutoRec",
-            unknown,
-            y_range="AutoRec's clipping range is now called clip=(low, high) (in recs_course, "
-            "`y_range` is a scaled sigmoid, as in MF and EmbeddingMLP)",
-        )
         super().__init__(n_users, n_items)
         if based not in ("item", "user"):
             raise ValueError(f"based must be 'item' or 'user', got {based!r}")
@@ -244,6 +249,10 @@ class AutoRec(Recommender):
                 nn.init.zeros_(module.bias)
 
     @classmethod
+    @renamed_arguments(
+        values="the ratings of the interactions are called ratings= (values= names a mode in "
+        "recs_course.data.interaction_matrix)"
+    )
     def from_interactions(
         cls,
         users: object,
@@ -251,7 +260,7 @@ class AutoRec(Recommender):
         n_users: int,
         n_items: int,
         *,
-        values: object,
+        ratings: object,
         **kwargs: object,
     ) -> AutoRec:
         """Build the model on the ratings of interaction lists (one rating per pair).
@@ -260,31 +269,10 @@ class AutoRec(Recommender):
             users: ``(E,)`` user indices of the training ratings.
             items: ``(E,)`` item indices.
             n_users: ``U``; n_items: ``I``.
-            values: ``(E,)`` the ratings (finite numbers).
+            ratings: ``(E,)`` the ratings (finite numbers).
             **kwargs: the model's other arguments (``hidden``, ``based``, ``clip``, ...).
         """
-        n_users = check_positive_int("n_users", n_users)
-        n_items = check_positive_int("n_items", n_items)
-        u = as_index_tensor("users", users, n_users).numpy()
-        i = as_index_tensor("items", items, n_items).numpy()
-        if isinstance(values, Tensor):
-            values = values.detach().to("cpu").numpy()
-        ratings = np.asarray(values)
-        check_real_dtype("values", ratings.dtype)
-        ratings = ratings.reshape(-1).astype(np.float32)
-        if not (u.size == i.size == ratings.size):
-            raise ValueError(
-                f"users, items and values must have the same length, got {u.size}, {i.size} "
-                f"and {ratings.size}"
-            )
-        keys = u * n_items + i
-        if np.unique(keys).size != keys.size:
-            raise ValueError(
-                f"users and items hold {keys.size - np.unique(keys).size} repeated (user, item) "
-                "pair(s): keep one rating per pair, e.g. with "
-                "recs_course.data.drop_duplicate_pairs"
-            )
-        matrix = sp.csr_matrix((ratings, (u, i)), shape=(n_users, n_items))
+        matrix = interaction_csr(users, items, n_users, n_items, ratings)
         return cls(n_users, n_items, matrix, **kwargs)
 
     def extra_repr(self) -> str:
@@ -366,12 +354,12 @@ class AutoRec(Recommender):
         item once.
 
         The first score inside (``forward`` or ``score_all``) reconstructs all items (``(I, U)``,
-        in chunks of 1024 items) and every later one in the block reads that table, as long as
-        the model is in eval mode, autograd is off and the weights stay the same (what the
-        evaluators of :mod:`recs_course.evaluation` do); the table is dropped on exit. Outside
-        the block, and for user-based AutoRec (whose rows are the users being scored, nothing
-        to share) or a table above :attr:`max_pass_entries` entries, every call reconstructs
-        what it needs.
+        :attr:`items_per_chunk` items at a time) and every later one in the block reads that
+        table, as long as the model is in eval mode, autograd is off and the weights stay the
+        same (what the evaluators of :mod:`recs_course.evaluation` do); the table is dropped on
+        exit. Outside the block, and for user-based AutoRec (whose rows are the users being
+        scored, nothing to share) or a table above :attr:`max_pass_entries` entries, every call
+        reconstructs what it needs.
         """
         return self._sharing_pass()
 
@@ -386,15 +374,15 @@ class AutoRec(Recommender):
             return None
         return self._pass_value("reconstructions", self._reconstruct_all_items)
 
-    def _reconstruct_all_items(self, chunk_size: int = 1024) -> Tensor:
-        """``(I, U)``: every item's reconstruction, ``chunk_size`` items at a time."""
-        all_items = torch.arange(self.n_items, device=self.values.device)
-        return torch.cat(
-            [
-                self._reconstruct(all_items[start : start + chunk_size])
-                for start in range(0, self.n_items, chunk_size)
-            ]
-        )
+    def _item_chunks(self, device: torch.device) -> list[Tensor]:
+        """Every item index, in chunks of :attr:`items_per_chunk` (checked: a positive int)."""
+        step = check_positive_int("AutoRec.items_per_chunk", self.items_per_chunk)
+        return list(torch.arange(self.n_items, device=device).split(step))
+
+    def _reconstruct_all_items(self) -> Tensor:
+        """``(I, U)``: every item's reconstruction, :attr:`items_per_chunk` items at a time."""
+        chunks = self._item_chunks(self.values.device)
+        return torch.cat([self._reconstruct(chunk) for chunk in chunks])
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """``users (B,)``, ``items (B,)`` -> ``(B,)`` predicted ratings.
@@ -411,15 +399,14 @@ class AutoRec(Recommender):
         pred = self._reconstruct(unique)[inverse, cols]
         return self._finish(pred, users, items)
 
-    def score_all(self, users: Tensor, chunk_size: int = 1024) -> Tensor:
+    def score_all(self, users: Tensor) -> Tensor:
         """``users (B,)`` -> ``(B, n_items)`` predicted ratings.
 
-        User-based: the users' own reconstructions. Item-based: every item is reconstructed (in
-        chunks of ``chunk_size`` items) and the users' columns kept, ``O(I x U)`` per call, or
-        once per :meth:`scoring_pass`.
+        User-based: the users' own reconstructions. Item-based: every item is reconstructed
+        (:attr:`items_per_chunk` items at a time) and the users' columns kept, ``O(I x U)`` per
+        call, or once per :meth:`scoring_pass`.
         """
         users = self._users(users)
-        chunk_size = check_positive_int("chunk_size", chunk_size)
         all_items = torch.arange(self.n_items, device=users.device)
         table = self._pass_table() if self.based == "item" else None
         if table is not None:
@@ -428,8 +415,7 @@ class AutoRec(Recommender):
             pred = self._reconstruct(users)
         else:
             chunks = [
-                self._reconstruct(all_items[start : start + chunk_size])[:, users]
-                for start in range(0, self.n_items, chunk_size)
+                self._reconstruct(chunk)[:, users] for chunk in self._item_chunks(users.device)
             ]
             pred = torch.cat(chunks, dim=0).T.contiguous()
         grid_users = users.unsqueeze(1).expand(-1, self.n_items)

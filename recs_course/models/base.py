@@ -9,6 +9,7 @@ indices with :func:`check_indices` (see :func:`index_checks` for tensors on an a
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import operator
 import os
@@ -29,6 +30,7 @@ MAX_PAIRS_PER_CHUNK = 1 << 20
 def model_device(module: nn.Module) -> torch.device:
     """The device of a module: that of its first parameter, else its first buffer, else the CPU.
 
+    The one way to ask where a model is (:class:`Recommender` has no ``device`` attribute).
     Works for modules without parameters (such as :class:`~recs_course.models.Popularity`), where
     ``next(module.parameters())`` would raise ``StopIteration``.
     """
@@ -80,11 +82,6 @@ class Recommender(nn.Module):
         self.n_users = check_positive_int("n_users", n_users)
         self.n_items = check_positive_int("n_items", n_items)
 
-    @property
-    def device(self) -> torch.device:
-        """The device the model lives on (see :func:`model_device`)."""
-        return model_device(self)
-
     def extra_repr(self) -> str:
         return f"n_users={self.n_users}, n_items={self.n_items}"
 
@@ -99,7 +96,7 @@ class Recommender(nn.Module):
     # -- index checks at the public entry points -----------------------------------------------
     def _index(self, name: str, values: object, upper: int, what: str, ndim: int | tuple = 1):
         """``values`` checked as indices in ``[0, upper)`` (non-tensors land on the model's device)."""
-        device = None if isinstance(values, Tensor) else self.device
+        device = None if isinstance(values, Tensor) else model_device(self)
         return check_indices(name, values, upper, ndim=ndim, device=device, what=what)
 
     def _users(self, users: object, name: str = "users") -> Tensor:
@@ -276,31 +273,70 @@ class Recommender(nn.Module):
 # Argument checks. They raise ValueError with a message that says what to pass instead.
 
 
-def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` as an ``int`` if it is a positive integer, else raise ``ValueError``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+#: What a number argument may be: Python's or numpy's integers and floats (never a bool).
+_REAL_TYPES = (int, float, np.integer, np.floating)
+
+
+def _is_real(value: object) -> bool:
+    """Whether ``value`` is a real number: ``int``, ``float`` or a numpy integer or floating
+    scalar, but not a bool (``True`` is an ``int`` in Python; ``numpy.bool_`` is no number)."""
+    return isinstance(value, _REAL_TYPES) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_int(name: str, value: object, minimum: int, expected: str) -> int:
+    """``value`` as an ``int`` if it is an integer (Python's or numpy's, never a bool or a float
+    such as ``2.0``) of at least ``minimum``, else a ``ValueError`` saying ``expected``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
     try:
         number = operator.index(value)  # accepts int and numpy integers, rejects floats
     except TypeError:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
     return int(number)
 
 
-def refuse_unknown_arguments(owner: str, given: dict, **renamed: str) -> None:
-    """Raise ``TypeError`` for keyword arguments ``owner`` does not take (its ``**unknown``), as
-    Python would, with a hint for a renamed one (``renamed``: old name -> what to use now)."""
-    for name in given:
-        hint = renamed.get(name)
-        message = f"{owner}() got an unexpected keyword argument {name!r}"
-        raise TypeError(f"{message}: {hint}" if hint else message)
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` as an ``int`` if it is a positive integer (numpy integers included),
+    else raise ``ValueError``."""
+    return _check_int(name, value, 1, "a positive integer")
+
+
+def check_non_negative_int(name: str, value: object) -> int:
+    """Return ``value`` as an ``int`` if it is an integer ``>= 0`` (numpy integers included),
+    else raise ``ValueError``."""
+    return _check_int(name, value, 0, "an integer >= 0")
+
+
+def renamed_arguments(**renamed: str) -> Callable[[Callable], Callable]:
+    """Decorate a constructor whose keyword arguments were renamed: passing an old name raises
+    the ``TypeError`` Python would, followed by the hint (``renamed``: old name -> what to use
+    now). The signature is the function's own (``functools.wraps``: ``inspect.signature`` and
+    ``help`` show the real arguments); any other unknown name gets Python's plain error.
+    """
+
+    def decorate(function: Callable) -> Callable:
+        owner = function.__qualname__.removesuffix(".__init__")
+
+        @functools.wraps(function)
+        def checked(*args: object, **kwargs: object) -> object:
+            for name, hint in renamed.items():
+                if name in kwargs:
+                    raise TypeError(
+                        f"{owner}() got an unexpected keyword argument {name!r}: {hint}"
+                    )
+            return function(*args, **kwargs)
+
+        return checked
+
+    return decorate
 
 
 def check_probability(name: str, value: object) -> float:
-    """Return a dropout probability in ``[0, 1)`` as a float, else raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Return a dropout probability in ``[0, 1)`` as a float (numpy numbers included), else
+    raise ``ValueError``."""
+    if not _is_real(value):
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     value = float(value)
     if not 0.0 <= value < 1.0:
@@ -309,8 +345,9 @@ def check_probability(name: str, value: object) -> float:
 
 
 def check_non_negative(name: str, value: object) -> float:
-    """Return a finite number ``>= 0`` as a float (regularisation weights), else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Return a finite number ``>= 0`` as a float (regularisation weights, standard deviations;
+    numpy numbers included), else raise ``ValueError``."""
+    if not _is_real(value):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     value = float(value)
     if not (math.isfinite(value) and value >= 0.0):
@@ -318,15 +355,15 @@ def check_non_negative(name: str, value: object) -> float:
     return value
 
 
-def check_layers(name: str, layers: object, min_len: int = 1) -> tuple[int, ...]:
-    """Return a tuple of positive layer sizes, else raise ``ValueError``."""
+def check_layers(name: str, layers: object) -> tuple[int, ...]:
+    """Return a non-empty tuple of positive layer sizes, else raise ``ValueError``."""
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
         raise ValueError(
             f"{name} must be a sequence of positive integers such as (64, 32, 16, 8), "
             f"got {layers!r}"
         )
-    if len(layers) < min_len:
-        raise ValueError(f"{name} needs at least {min_len} layer size(s), got {layers!r}")
+    if not layers:
+        raise ValueError(f"{name} needs at least 1 layer size, got {layers!r}")
     return tuple(check_positive_int(f"{name}[{k}]", size) for k, size in enumerate(layers))
 
 
@@ -340,8 +377,7 @@ def check_y_range(y_range: object, name: str = "y_range") -> tuple[float, float]
         y_range = tuple(y_range.tolist())
     if isinstance(y_range, (str, bytes)) or not isinstance(y_range, Sequence) or len(y_range) != 2:
         raise ValueError(f"{name} must be None or a pair (low, high), got {y_range!r}")
-    real = (int, float, np.integer, np.floating)
-    if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, real) for v in y_range):
+    if not all(_is_real(v) for v in y_range):
         raise ValueError(
             f"{name} must be a pair of numbers (low, high) such as (1.0, 5.0), got {y_range!r}"
         )

@@ -23,31 +23,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._interactions import interaction_csr
 from .base import (
     Recommender,
     check_layers,
     check_non_negative,
+    check_non_negative_int,
     check_positive_int,
     check_probability,
     check_real_dtype,
-    refuse_unknown_arguments,
+    renamed_arguments,
 )
-from .baselines import as_index_tensor
 
 __all__ = ["normalized_adjacency", "laplacian", "NGCF", "LightGCN"]
 
 
 def _bipartite_scipy(users: object, items: object, n_users: int, n_items: int) -> sp.csr_matrix:
     """The symmetric 0/1 adjacency ``[[0, R], [R^T, 0]]`` as a scipy CSR matrix."""
-    n_users = check_positive_int("n_users", n_users)
-    n_items = check_positive_int("n_items", n_items)
-    u = as_index_tensor("users", users, n_users).numpy()
-    i = as_index_tensor("items", items, n_items).numpy()
-    if u.shape != i.shape:
-        raise ValueError(f"users and items must have the same length, got {u.size} and {i.size}")
-    ones = np.ones(u.size, dtype=np.float32)
-    interactions = sp.csr_matrix((ones, (u, i)), shape=(n_users, n_items))
-    interactions.data[:] = 1.0  # repeated (user, item) pairs are one edge, not a weight
+    interactions = interaction_csr(users, items, n_users, n_items)
     return sp.bmat([[None, interactions], [interactions.T, None]], format="csr", dtype=np.float32)
 
 
@@ -63,34 +56,24 @@ def _scipy_to_torch(matrix: sp.spmatrix) -> Tensor:
     )
 
 
-def normalized_adjacency(
-    users: object,
-    items: object,
-    n_users: int,
-    n_items: int,
-    self_loops: bool = False,
-) -> Tensor:
+def normalized_adjacency(users: object, items: object, n_users: int, n_items: int) -> Tensor:
     """The symmetrically normalised adjacency of the user-item graph.
 
     ``A = [[0, R], [R^T, 0]]`` with ``R (U, I)`` the 0/1 interaction matrix (a repeated pair is
     one edge), ``D`` its degree matrix, and the result ``D^-1/2 A D^-1/2``: entry ``(u, i)`` is
-    ``1 / sqrt(|N_u| |N_i|)``. Nodes without edges get zero rows and columns (not NaN). With
-    ``self_loops=True`` the identity is added before normalising (``D~^-1/2 (A + I) D~^-1/2``,
-    Kipf & Welling 2017). NGCF's graph Laplacian ``L`` and LightGCN's propagation matrix are this
-    matrix without self-loops (Wang et al. 2019 eq. 8; He et al. 2020 eq. 7).
+    ``1 / sqrt(|N_u| |N_i|)``. Nodes without edges get zero rows and columns (not NaN). NGCF's
+    graph Laplacian ``L`` and LightGCN's propagation matrix are this matrix, without self-loops
+    (Wang et al. 2019 eq. 8; He et al. 2020 eq. 7).
 
     Args:
         users: ``(E,)`` user indices of the training interactions.
         items: ``(E,)`` item indices.
         n_users: ``U``; n_items: ``I``.
-        self_loops: add ``I`` before normalising.
 
     Returns:
         A coalesced sparse COO ``float32`` tensor of shape ``(U + I, U + I)`` on the CPU.
     """
     adjacency = _bipartite_scipy(users, items, n_users, n_items)
-    if self_loops:
-        adjacency = adjacency + sp.identity(adjacency.shape[0], dtype=np.float32, format="csr")
     degree = np.asarray(adjacency.sum(axis=1), dtype=np.float64).ravel()
     inv_sqrt = np.zeros_like(degree)
     np.power(degree, -0.5, out=inv_sqrt, where=degree > 0)
@@ -98,19 +81,13 @@ def normalized_adjacency(
     return _scipy_to_torch(scaling @ adjacency @ scaling)
 
 
-def laplacian(
-    users: object,
-    items: object,
-    n_users: int,
-    n_items: int,
-    self_loops: bool = False,
-) -> Tensor:
+def laplacian(users: object, items: object, n_users: int, n_items: int) -> Tensor:
     """The normalised graph Laplacian ``I - D^-1/2 A D^-1/2`` (sparse COO ``(N, N)``).
 
     Same arguments as :func:`normalized_adjacency`. Its eigenvalues lie in ``[0, 2]``; NGCF's
     papers call ``D^-1/2 A D^-1/2`` itself "the Laplacian matrix".
     """
-    adjacency = normalized_adjacency(users, items, n_users, n_items, self_loops=self_loops)
+    adjacency = normalized_adjacency(users, items, n_users, n_items)
     size = adjacency.shape[0]
     eye = torch.sparse_coo_tensor(
         torch.arange(size).repeat(2, 1), torch.ones(size), (size, size), check_invariants=False
@@ -290,7 +267,9 @@ class GraphRecommender(Recommender):
     csr_values: Tensor | None
     csr_transpose: Tensor | None
 
-    def __init__(self, n_users: int, n_items: int, adjacency: object, dim: int, reg: float):
+    def __init__(
+        self, n_users: int, n_items: int, adjacency: object, dim: int, *, reg: float
+    ) -> None:
         super().__init__(n_users, n_items)
         self.dim = check_positive_int("dim", dim)
         self.reg = check_non_negative("reg", reg)
@@ -512,7 +491,7 @@ class NGCF(GraphRecommender):
     Node dropout, in training mode only, drops each stored entry of ``L`` with probability
     ``node_dropout`` and rescales the rest by ``1 / (1 - node_dropout)`` (the authors' code drops
     edges, not whole nodes); the same dropped ``L`` serves both terms and every layer. The
-    LeakyReLU slope is 0.2 (TensorFlow's default in the authors' code).
+    LeakyReLU's slope is :attr:`NEGATIVE_SLOPE` (0.2, TensorFlow's default in the authors' code).
 
     Under ``torch.autocast`` the products with ``L`` run in float32 (see
     :meth:`GraphRecommender.spmm`), the linear layers in the autocast dtype.
@@ -527,33 +506,34 @@ class NGCF(GraphRecommender):
         node_dropout: probability of dropping an entry of ``L`` in training.
         message_dropout: dropout on each layer's output in training.
         reg: weight of :meth:`regularization`.
-        negative_slope: the LeakyReLU's slope.
+
+    The options after ``dim`` are keyword-only.
     """
 
+    #: The slope of the LeakyReLU for negative inputs (Wang et al. 2019; TensorFlow's default
+    #: in the authors' code).
+    NEGATIVE_SLOPE = 0.2
+
+    @renamed_arguments(
+        layers="NGCF's propagation output sizes are now called layer_dims (in recs_course, "
+        "`layers` is an MLP tower, as in NCFMLP and NeuMF)"
+    )
     def __init__(
         self,
         n_users: int,
         n_items: int,
         adjacency: object,
         dim: int = 64,
+        *,
         layer_dims: Sequence[int] = (64, 64, 64),
         node_dropout: float = 0.1,
         message_dropout: float = 0.1,
         reg: float = 1e-5,
-        negative_slope: float = 0.2,
-        **unknown: object,
     ) -> None:
-        refuse_unknown_arguments(
-            "NGCF",
-            unknown,
-            layers="NGCF's propagation output sizes are now called layer_dims (in "
-            "recs_course, `layers` is an MLP tower, as in NCFMLP and NeuMF)",
-        )
-        super().__init__(n_users, n_items, adjacency, dim, reg)
+        super().__init__(n_users, n_items, adjacency, dim, reg=reg)
         self.layer_dims = check_layers("layer_dims", layer_dims)
         self.node_dropout = check_probability("node_dropout", node_dropout)
         self.message_dropout = check_probability("message_dropout", message_dropout)
-        self.negative_slope = check_non_negative("negative_slope", negative_slope)
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
         sizes = (self.dim, *self.layer_dims)
@@ -584,7 +564,7 @@ class NGCF(GraphRecommender):
         for sum_layer, product_layer in zip(self.sum_layers, self.product_layers, strict=True):
             side = product(ego)  # L E
             ego = F.leaky_relu(
-                sum_layer(side + ego) + product_layer(side * ego), self.negative_slope
+                sum_layer(side + ego) + product_layer(side * ego), self.NEGATIVE_SLOPE
             )
             ego = self.dropout(ego)
             outputs.append(F.normalize(ego, p=2, dim=1))
@@ -605,6 +585,8 @@ class LightGCN(GraphRecommender):
         dim: embedding size.
         n_layers: number of propagation steps ``K`` (0 gives plain MF).
         reg: weight of :meth:`regularization` (the paper's ``lambda``, 1e-4).
+
+    The options after ``dim`` are keyword-only.
     """
 
     def __init__(
@@ -613,13 +595,12 @@ class LightGCN(GraphRecommender):
         n_items: int,
         adjacency: object,
         dim: int = 64,
+        *,
         n_layers: int = 3,
         reg: float = 1e-4,
     ) -> None:
-        super().__init__(n_users, n_items, adjacency, dim, reg)
-        if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
-            raise ValueError(f"n_layers must be an integer >= 0, got {n_layers!r}")
-        self.n_layers = n_layers
+        super().__init__(n_users, n_items, adjacency, dim, reg=reg)
+        self.n_layers = check_non_negative_int("n_layers", n_layers)
         nn.init.normal_(self.user_embedding.weight, std=0.1)
         nn.init.normal_(self.item_embedding.weight, std=0.1)
 

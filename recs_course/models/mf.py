@@ -44,6 +44,8 @@ class MF(Recommender):
             ``global_bias`` stays dense. ``score_all`` reads the item table whole (dense
             gradients): train through ``forward`` / ``pair_scores``.
 
+    The options after ``dim`` are keyword-only.
+
     Attributes:
         user_embedding: ``nn.Embedding(U, d)``; ``item_embedding``: ``nn.Embedding(I, d)``.
         user_bias, item_bias: ``nn.Embedding(U, 1)``, ``nn.Embedding(I, 1)`` (if ``biases``).
@@ -55,6 +57,7 @@ class MF(Recommender):
         n_users: int,
         n_items: int,
         dim: int = 32,
+        *,
         biases: bool = True,
         y_range: tuple[float, float] | None = None,
         init_std: float = 0.01,
@@ -64,7 +67,7 @@ class MF(Recommender):
         self.dim = check_positive_int("dim", dim)
         self.y_range = check_y_range(y_range)
         init_std = check_non_negative("init_std", init_std)
-        self.biases = bool(biases)
+        self.biases = check_flag("biases", biases)
         self.sparse = check_flag("sparse", sparse)
         self.user_embedding = nn.Embedding(self.n_users, self.dim, sparse=self.sparse)
         self.item_embedding = nn.Embedding(self.n_items, self.dim, sparse=self.sparse)
@@ -127,7 +130,8 @@ class EmbeddingMLP(Recommender):
         y_range: ``(low, high)`` of the ratings, or ``None`` for an unbounded output.
         init_std: standard deviation of the normal initialisation of the embeddings.
 
-    Hidden layers use Kaiming initialisation (ReLU), the output layer Xavier, biases start at 0.
+    The options after ``dim`` are keyword-only. Hidden layers use Kaiming initialisation (ReLU),
+    the output layer Xavier, biases start at 0.
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class EmbeddingMLP(Recommender):
         n_users: int,
         n_items: int,
         dim: int = 16,
+        *,
         hidden: Sequence[int] = (64, 32, 16),
         dropout: float | Sequence[float] = 0.3,
         embed_dropout: float = 0.05,

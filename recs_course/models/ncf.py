@@ -135,6 +135,7 @@ class NCFMLP(Recommender):
         n_users: int,
         n_items: int,
         layers: Sequence[int] = (64, 32, 16, 8),
+        *,
         dropout: float = 0.0,
     ) -> None:
         super().__init__(n_users, n_items)
@@ -199,6 +200,7 @@ class NeuMF(Recommender):
         n_users: int,
         n_items: int,
         dim: int = 32,
+        *,
         layers: Sequence[int] = (64, 32, 16, 8),
         dropout: float = 0.0,
     ) -> None:
@@ -255,6 +257,7 @@ class NeuMF(Recommender):
         cls,
         gmf: GMF,
         mlp: NCFMLP,
+        *,
         alpha: float = 0.5,
         dropout: float | None = None,
     ) -> NeuMF:
