@@ -49,7 +49,13 @@ from .metrics import (
     mae,
     rmse,
 )
-from .models.base import check_indices, check_positive_int, place_model
+from .models.base import (
+    check_indices,
+    check_module,
+    check_positive_int,
+    place_model,
+    restored_modes,
+)
 
 __all__ = ["evaluate_ratings", "evaluate_sampled", "evaluate_full", "Metrics"]
 
@@ -58,12 +64,7 @@ __all__ = ["evaluate_ratings", "evaluate_sampled", "evaluate_full", "Metrics"]
 def _check_model(model: object, needs: str = "forward") -> None:
     """``model`` must be a torch module (scored in eval mode, its device read from its weights);
     for full ranking it must also have ``score_all``. Checked before anything else."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(
-            f"model must be a torch nn.Module (a recs_course Recommender), got "
-            f"{type(model).__name__}: the evaluators put it in eval mode and read its device; wrap "
-            "a scoring function in an nn.Module subclass whose forward(users, items) calls it"
-        )
+    check_module(model)
     if needs == "score_all" and not callable(getattr(model, "score_all", None)):
         raise ValueError(
             "full ranking needs a model with score_all(users) -> (B, n_items); "
@@ -76,15 +77,11 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode, no autograd and one scoring pass inside (``model.scoring_pass()``, see
     :class:`recs_course.models.Recommender`: what every batch needs, such as a graph
     propagation, is computed once); every submodule's training flag restored on exit."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
     scoring_pass = getattr(model, "scoring_pass", None)
-    try:
-        with torch.no_grad(), (scoring_pass() if callable(scoring_pass) else contextlib.nullcontext()):
+    with restored_modes(model), torch.no_grad():
+        model.eval()
+        with scoring_pass() if callable(scoring_pass) else contextlib.nullcontext():
             yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 def _model_size(model: nn.Module, attr: str) -> int | None:

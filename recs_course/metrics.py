@@ -194,8 +194,15 @@ def _check_ks(ks: int | Iterable[int], n_items: int | None = None) -> tuple[int,
 
 
 def _check_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
+    """The metric names, lower-cased, each once: a name or an iterable of names, else a
+    ``ValueError`` naming ``metrics``."""
     if isinstance(metrics, str):
         metrics = (metrics,)
+    elif not isinstance(metrics, Iterable):
+        raise ValueError(
+            f"metrics must be a metric name or a sequence of them such as ('hr', 'ndcg'), got "
+            f"{type(metrics).__name__}: choose among {', '.join(RANKING_METRICS)}"
+        )
     out: list[str] = []
     for m in metrics:
         if not isinstance(m, str) or m.lower() not in RANKING_METRICS:

@@ -21,14 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .utils import env_flag
+from .utils import check_flag, env_flag
 
 __all__ = ["QUICK_ENV", "RECORD_PREFIX", "quick_mode", "setup", "record", "read_records"]
 
 QUICK_ENV = "RECS_COURSE_QUICK"
 # The mime prefix myst_nb.glue uses for values it stores without showing them.
 RECORD_PREFIX = "application/papermill.record/"
-
 
 
 def quick_mode() -> bool:
@@ -46,13 +45,17 @@ def setup(device: Any = "auto", seed: int = 0, threads: int | None = None, verbo
     Args:
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ...
         seed: passed to :func:`recs_course.training.seed_everything`.
-        threads: torch's intra-op threads on the CPU (``None``: the course default, see
-            :func:`recs_course.utils.default_threads`).
-        verbose: print one line saying what was chosen.
+        threads: torch's intra-op threads on the CPU, a positive integer (``None``: the course
+            default, see :func:`recs_course.utils.default_threads`).
+        verbose: print one line saying what was chosen (a bool).
     """
+    from .models.base import check_positive_int
     from .training import seed_everything
     from .utils import get_device, set_threads
 
+    verbose = check_flag("verbose", verbose)
+    if threads is not None:
+        threads = check_positive_int("threads", threads)
     dev = get_device(device)
     n = set_threads(threads)
     seed_everything(seed)

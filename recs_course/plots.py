@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from .utils import check_flag
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
@@ -117,6 +119,7 @@ def plot_matrix_slice(
         The Axes; ``ax.images[0].get_array()`` holds the slice. With contiguous slices the ticks
         show the original row and column indices.
     """
+    colorbar = check_flag("colorbar", colorbar)
     if hasattr(matrix, "tocsr") and hasattr(matrix, "nnz"):  # scipy sparse, any format
         if len(matrix.shape) != 2:
             raise ValueError(f"matrix must be 2-D (users x items), got shape {matrix.shape}")
@@ -205,6 +208,7 @@ def plot_popularity(
     """
     if by not in ("item", "user"):
         raise ValueError(f"by must be 'item' or 'user', got {by!r}")
+    log = check_flag("log", log)
     ratings = _check_ratings(ratings, f"{by}_id")
     counts = ratings.groupby(f"{by}_id").size().sort_values(ascending=False).to_numpy()
     ranks = np.arange(1, len(counts) + 1)
@@ -250,6 +254,7 @@ def plot_lr_schedule(
     Returns:
         The Axes, one line per schedule with the steps ``0..n-1`` as x and the rates as y.
     """
+    log = check_flag("log", log)
     curves = (
         {str(k): _lr_values(v, f"lrs[{k!r}]") for k, v in lrs.items()}
         if isinstance(lrs, Mapping)
@@ -347,12 +352,8 @@ def plot_pca_components(
     titles = [str(t) for t in titles]
     if len(titles) != values.shape[0]:
         raise ValueError(f"{len(titles)} titles for {values.shape[0]} rows of coords")
-    if isinstance(component, (bool, np.bool_)) or not isinstance(component, (int, np.integer)):
-        raise ValueError(f"component must be an integer column index, got {component!r}")
-    if not 0 <= component < values.shape[1]:
-        raise ValueError(f"component {component} out of range for {values.shape[1]} components")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    component = _check_int("component", component, 0, values.shape[1] - 1)
+    n = _check_int("n", n, 1)
     column = values[:, component].astype(float)
     order = np.argsort(column, kind="stable")
     chosen = order if 2 * n >= len(order) else np.concatenate([order[:n], order[-n:]])

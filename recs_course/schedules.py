@@ -34,8 +34,15 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from .losses import LossFn, get_loss
-from .models.base import place_model
-from .training import _as_optimizers, _check_optimizers, _epoch_batches, _move_batch
+from .models.base import check_module, check_positive_int, place_model, restored_modes
+from .training import (
+    _as_optimizers,
+    _check_optimizers,
+    _check_train_data,
+    _epoch_batches,
+    _move_batch,
+)
+from .utils import check_number
 
 __all__ = [
     "triangular",
@@ -67,38 +74,11 @@ def _out(values: np.ndarray, scalar: bool) -> float | np.ndarray:
     return float(values) if scalar else values
 
 
-def _number(
-    name: str,
-    value: object,
-    *,
-    low: float = -math.inf,
-    strict: bool = False,
-    integer: bool = False,
-    hint: str = "",
-) -> float:
-    """The one argument check of the schedules: a finite real number (an int where ``integer``),
-    ``>= low`` (``> low`` where ``strict``); bool, strings, None, NaN and inf are refused."""
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    what = "an integer" if integer else "a number"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
-        raise ValueError(f"{name} must be {what}{hint}, got {value!r:.80} ({type(value).__name__})")
-    number = float(value)
-    if not math.isfinite(number) or number < low or (strict and number == low):
-        if low == 0 and strict:
-            bound = "positive"
-        elif low == -math.inf:
-            bound = "finite"
-        else:
-            bound = f"{'>' if strict else '>='} {low:g}"
-        raise ValueError(f"{name} must be {what}, finite and {bound}{hint}, got {value!r}")
-    return int(value) if integer else number
-
-
 def _check_range(base_lr: float, max_lr: float) -> tuple[float, float]:
-    hint = " (learning rates are finite numbers >= 0)"
+    hint = " (learning rates are never negative)"
     return (
-        _number("base_lr", base_lr, low=0.0, hint=hint),
-        _number("max_lr", max_lr, low=0.0, hint=hint),
+        check_number("base_lr", base_lr, low=0.0, hint=hint),
+        check_number("max_lr", max_lr, low=0.0, hint=hint),
     )
 
 
@@ -112,11 +92,11 @@ def _cyclic(
 ) -> float | np.ndarray:
     t, scalar = _steps(step)
     base_lr, max_lr = _check_range(base_lr, max_lr)
-    up = _number("step_size", step_size, low=0.0, strict=True)
+    up = check_number("step_size", step_size, low=0.0, strict=True)
     down = (
         up
         if step_size_down is None
-        else _number("step_size_down", step_size_down, low=0.0, strict=True)
+        else check_number("step_size_down", step_size_down, low=0.0, strict=True)
     )
     total = up + down
     ratio = up / total
@@ -187,7 +167,7 @@ def exp_range(
 
     Other arguments and the return value as in :func:`triangular`.
     """
-    gamma = _number("gamma", gamma, low=0.0, strict=True)
+    gamma = check_number("gamma", gamma, low=0.0, strict=True)
     if gamma > 1:
         raise ValueError(f"gamma must be in (0, 1], got {gamma}")
     return _cyclic(step, base_lr, max_lr, step_size, step_size_down, lambda c, t: gamma**t)
@@ -218,8 +198,8 @@ def cosine_restarts(
     """
     t, scalar = _steps(step)
     base_lr, max_lr = _check_range(base_lr, max_lr)
-    t_0 = _number("t_0", t_0, low=1, integer=True)
-    t_mult = _number("t_mult", t_mult, low=1, integer=True)
+    t_0 = check_positive_int("t_0", t_0)
+    t_mult = check_positive_int("t_mult", t_mult)
     if t_mult == 1:
         period = np.full_like(t, float(t_0))
         t_cur = np.mod(t, t_0)
@@ -309,10 +289,11 @@ def lr_range_test(
     smoothed by a bias-corrected exponential moving average with weight ``smooth`` on the newest
     batch; the test stops early once the smoothed loss exceeds ``diverge`` times its minimum (or
     the loss is not finite). The batches of ``train_data`` are reused from the start when it
-    runs out (a callable gets epoch numbers 0, 1, ...).
+    runs out (a callable gets epoch numbers 0, 1, ...), so a one-shot iterator (a generator,
+    ``iter(list)``) is refused, as by :func:`~recs_course.training.fit` for several epochs.
 
-    The model's weights, its train/eval mode and the optimisers' states (rates included) are
-    restored afterwards: the test only looks.
+    The model's weights, the train/eval mode of each of its submodules and the optimisers'
+    states (rates included) are restored afterwards: the test only looks.
 
     Args:
         model, train_data, loss, optimizer, device: as in :func:`recs_course.training.fit`
@@ -327,53 +308,58 @@ def lr_range_test(
         A DataFrame with one row per step taken and columns ``lr``, ``loss``, ``smoothed``
         (``frame.attrs["smooth"]`` records ``smooth`` for :func:`suggest_lr`).
     """
-    start = _number("start_lr", start_lr, low=0.0, strict=True)
-    if not start < _number("end_lr", end_lr, low=0.0, strict=True):
+    check_module(model)
+    start_lr = check_number("start_lr", start_lr, low=0.0, strict=True)
+    end_lr = check_number("end_lr", end_lr, low=0.0, strict=True)
+    if not start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr=} and {end_lr=}")
-    _number("num_steps", num_steps, low=2, integer=True)
-    if _number("smooth", smooth, low=0.0, strict=True) > 1:
+    num_steps = check_positive_int("num_steps", num_steps)
+    if num_steps < 2:
+        raise ValueError(f"num_steps must be at least 2 (start_lr and end_lr), got {num_steps}")
+    smooth = check_number("smooth", smooth, low=0.0, strict=True)
+    if smooth > 1:
         raise ValueError(f"smooth must be in (0, 1], got {smooth}")
-    _number("diverge", diverge, low=1.0, strict=True)
+    diverge = check_number("diverge", diverge, low=1.0, strict=True)
     optimizers = _as_optimizers(optimizer)
     _check_optimizers(model, optimizers)
+    _check_train_data(train_data, epochs=None)
     loss_fn = get_loss(loss)
     dev = place_model(model, device)
 
     saved_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
     saved_opts = [copy.deepcopy(opt.state_dict()) for opt in optimizers]
-    was_training = model.training
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(num_steps) / (num_steps - 1))
     rows: list[tuple[float, float, float]] = []
     avg, best = 0.0, math.inf
     try:
-        model.train()
-        batches = _cycle_batches(train_data)
-        for i, lr in enumerate(lrs):
-            for opt in optimizers:
-                for group in opt.param_groups:
-                    group["lr"] = float(lr)
-            batch = _move_batch(next(batches), dev)
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            value = loss_fn(model, batch)
-            current = float(value.detach())
-            if not math.isfinite(current):
-                rows.append((float(lr), current, math.nan))
-                break
-            value.backward()
-            for opt in optimizers:
-                opt.step()
-            avg = (1.0 - smooth) * avg + smooth * current
-            smoothed = avg / (1.0 - (1.0 - smooth) ** (i + 1))
-            rows.append((float(lr), current, smoothed))
-            best = min(best, smoothed)
-            if smoothed > diverge * best:
-                break
+        with restored_modes(model):  # every submodule's train/eval flag, as it came in
+            model.train()
+            batches = _cycle_batches(train_data)
+            for i, lr in enumerate(lrs):
+                for opt in optimizers:
+                    for group in opt.param_groups:
+                        group["lr"] = float(lr)
+                batch = _move_batch(next(batches), dev)
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                value = loss_fn(model, batch)
+                current = float(value.detach())
+                if not math.isfinite(current):
+                    rows.append((float(lr), current, math.nan))
+                    break
+                value.backward()
+                for opt in optimizers:
+                    opt.step()
+                avg = (1.0 - smooth) * avg + smooth * current
+                smoothed = avg / (1.0 - (1.0 - smooth) ** (i + 1))
+                rows.append((float(lr), current, smoothed))
+                best = min(best, smoothed)
+                if smoothed > diverge * best:
+                    break
     finally:
         model.load_state_dict(saved_model)
         for opt, state in zip(optimizers, saved_opts, strict=True):
             opt.load_state_dict(state)
-        model.train(was_training)
     frame = pd.DataFrame(rows, columns=["lr", "loss", "smoothed"])
     frame.attrs["smooth"] = smooth
     return frame
@@ -387,31 +373,36 @@ def _cycle_batches(train_data: Any) -> Any:
             empty = False
             yield batch
         if empty:
-            raise ValueError(f"train_data yielded no batches (pass {epoch=})")
+            raise ValueError(
+                f"train_data gave no batches in pass {epoch + 1} over the data"
+                + (f" (train_data({epoch}) was empty)" if callable(train_data) else "")
+            )
         epoch += 1
 
 
-def suggest_lr(
-    frame: pd.DataFrame, method: str = "steepest", skip_start: int | None = None
-) -> float:
+def suggest_lr(frame: pd.DataFrame, method: str = "steepest") -> float:
     """Suggest a learning rate from the result of :func:`lr_range_test`.
 
     ``method="steepest"`` (default) returns the rate where the smoothed loss falls fastest: the
-    most negative slope of ``smoothed`` against ``log10(lr)``, looked for between step
-    ``skip_start`` and the minimum of the smoothed loss. The first smoothed values average few
-    batches and are noisy: ``skip_start=None`` skips ``1 / smooth`` steps, the memory of the
-    moving average (read from ``frame.attrs``, else 10% of the rows). Each slope is a difference
-    over a window of about 5% of the points on either side, so that the batch-to-batch noise
-    left in the smoothed loss does not win over the real descent. ``method="min/10"`` returns a
-    tenth of the rate at the minimum of the smoothed loss, the rule of thumb of fastai's first
-    versions; it is the more cautious of the two when the minimum is sharp and the descent short.
+    most negative slope of ``smoothed`` against ``log10(lr)``, looked for between the first
+    reliable step and the minimum of the smoothed loss. The first smoothed values average few
+    batches and are noisy: the first ``1 / smooth`` steps, the memory of the moving average, are
+    skipped (``smooth`` read from ``frame.attrs``, else 10% of the rows). Each slope is a
+    difference over a window of about 5% of the points on either side, so that the
+    batch-to-batch noise left in the smoothed loss does not win over the real descent.
+    ``method="min/10"`` returns a tenth of the rate at the minimum of the smoothed loss, the rule
+    of thumb of fastai's first versions; it is the more cautious of the two when the minimum is
+    sharp and the descent short.
 
     Raises:
-        ValueError: too few finite rows to read a slope from (run the test for longer or with a
-            lower ``start_lr``).
+        ValueError: ``frame`` is not a range test's result, ``method`` is unknown, or too few
+            finite rows to read a slope from (run the test for longer or with a lower
+            ``start_lr``).
     """
     if not isinstance(frame, pd.DataFrame) or not {"lr", "smoothed"} <= set(frame.columns):
         raise ValueError("frame must be the DataFrame returned by lr_range_test")
+    if method not in ("steepest", "min/10"):
+        raise ValueError(f"unknown method {method!r}: use 'steepest' or 'min/10'")
     data = frame[np.isfinite(frame["smoothed"].to_numpy(dtype=float))]
     lr = data["lr"].to_numpy(dtype=float)
     smoothed = data["smoothed"].to_numpy(dtype=float)
@@ -420,19 +411,16 @@ def suggest_lr(
             f"only {len(lr)} finite points in the range test: use more steps or a lower start_lr"
         )
     lowest = int(np.argmin(smoothed))
-    if method in ("min/10", "min10"):
+    if method == "min/10":
         return float(lr[lowest] / 10.0)
-    if method != "steepest":
-        raise ValueError(f"unknown method {method!r}: use 'steepest' or 'min/10'")
     x = np.log10(lr)
     half = max(1, len(x) // 20)
     idx = np.arange(len(x))
     left = np.clip(idx - half, 0, len(x) - 1)
     right = np.clip(idx + half, 0, len(x) - 1)
     slope = (smoothed[right] - smoothed[left]) / (x[right] - x[left])
-    if skip_start is None:
-        smooth = frame.attrs.get("smooth")
-        skip_start = int(round(1.0 / smooth)) if smooth else len(x) // 10
+    smooth = frame.attrs.get("smooth")
+    skip_start = int(round(1.0 / smooth)) if smooth else len(x) // 10
     start = min(max(0, skip_start), max(0, lowest - 1))
     candidates = np.arange(start, max(lowest, start + 1))
     return float(lr[candidates[np.argmin(slope[candidates])]])

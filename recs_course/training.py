@@ -2,13 +2,12 @@
 
 :func:`fit` is one loop for every model of the course: the model and the optimiser are built by
 the caller, the loss is a ``(model, batch) -> scalar`` callable (see :mod:`recs_course.losses`),
-and the data is any iterable of batches (tuples of tensors). For implicit feedback, pass a
-*callable* ``epoch -> iterable`` instead, so that fresh negatives are drawn every epoch::
+and the data is any iterable of batches (tuples of tensors), iterated once per epoch. For
+implicit feedback, :class:`recs_course.data.InstanceBatches` draws fresh negatives at every
+pass (a callable ``epoch -> iterable`` of batches works too)::
 
-    def train_data(epoch):
-        users, items, labels = pointwise_instances(train, n_items, n_neg=4, generator=gen)
-        return Batches(users, items, labels, batch_size=1024, generator=gen)
-
+    train_data = InstanceBatches(train, n_items, "pointwise", n_neg=4, batch_size=1024,
+                                 generator=gen)
     history = fit(model, train_data, "bce", torch.optim.Adam(model.parameters(), lr=1e-3),
                   epochs=20, evaluate=lambda m: evaluate_sampled(m, users, candidates),
                   monitor="HR@10", patience=3)
@@ -48,8 +47,8 @@ import torch
 from torch import Tensor, nn
 
 from .losses import LossFn, get_loss
-from .models.base import place_model
-from .utils import check_flag, get_device, progress_bar
+from .models.base import check_module, check_positive_int, place_model, restored_modes
+from .utils import check_flag, check_number, get_device, progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -154,17 +153,19 @@ def _epoch_batches(train_data: Any, epoch: int) -> Iterable[Any]:
     )
 
 
-def _check_train_data(train_data: Any, epochs: int) -> None:
-    """Refuse a one-shot iterator (a generator, ``iter(list)``) for more than one epoch.
+def _check_train_data(train_data: Any, epochs: int | None) -> None:
+    """Refuse a one-shot iterator (a generator, ``iter(list)``) for more than one epoch
+    (``epochs=None``: as many passes as needed, as :func:`~recs_course.schedules.lr_range_test`
+    makes, which starts the data again when it runs out).
 
     An iterator is its own ``__iter__`` and has ``__next__``: ``collections.abc.Iterator``
     recognises it without starting it (a generator's code would run up to its first ``yield``).
     """
-    if epochs > 1 and isinstance(train_data, Iterator):
+    if (epochs is None or epochs > 1) and isinstance(train_data, Iterator):
         raise ValueError(
             "train_data is a one-shot iterator (e.g. a generator): it would be empty from "
-            "the second epoch on. Pass a list, a Batches object, or a callable epoch -> "
-            "iterable that builds the batches of each epoch"
+            "the second pass over the data on. Pass a list, a Batches object, or a callable "
+            "epoch -> iterable that builds the batches of each epoch"
         )
 
 
@@ -582,12 +583,9 @@ def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
 
 
 def _run_evaluate(evaluate: Callable[[nn.Module], Mapping[str, float]], model: nn.Module) -> dict:
-    model.eval()  # dropout off, batch-norm statistics frozen
-    try:
-        with torch.no_grad():
-            out = evaluate(model)
-    finally:
-        model.train()
+    with restored_modes(model), torch.no_grad():
+        model.eval()  # dropout off, batch-norm statistics frozen
+        out = evaluate(model)
     if not isinstance(out, Mapping):
         raise ValueError(f"evaluate must return a dict of metric name -> number, got {out!r}")
     metrics: dict[str, float] = {}
@@ -680,11 +678,16 @@ def _show_progress(bar: Any, record: Mapping[str, float]) -> None:
 
 
 # --------------------------------------------------------------------------- arguments
-def _is_real(value: object) -> bool:
-    """A real number (int, float, numpy scalar), not a bool, a string or a tensor."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
+@dataclass
+class _FitArguments:
+    """:func:`fit`'s plain arguments, checked (integers as ``int``, numbers as ``float``)."""
+
+    epochs: int
+    mode: str | None
+    patience: int | None
+    min_delta: float
+    clip_grad: float | None
+    log_every: int | None
 
 
 def _check_fit_arguments(
@@ -696,14 +699,15 @@ def _check_fit_arguments(
     min_delta: object,
     clip_grad: object,
     log_every: object,
-) -> str | None:
-    """Check :func:`fit`'s plain arguments; return ``mode``, inferred from ``monitor`` if None."""
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if patience is not None and (
-        isinstance(patience, bool) or not isinstance(patience, int) or patience < 1
-    ):
-        raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
+) -> _FitArguments:
+    """Check :func:`fit`'s plain arguments; ``mode`` is inferred from ``monitor`` if None.
+
+    Integers (``epochs``, ``patience``, ``log_every``) by ``models.base.check_positive_int``
+    (numpy integers accepted, bool refused), numbers by :func:`recs_course.utils.check_number`.
+    """
+    epochs = check_positive_int("epochs", epochs)
+    if patience is not None:
+        patience = check_positive_int("patience", patience)
     if patience is not None and monitor is None:
         raise ValueError("patience needs monitor=...: a key returned by evaluate, or 'loss'")
     if monitor is not None and monitor != "loss" and evaluate is None:
@@ -714,15 +718,12 @@ def _check_fit_arguments(
         mode = _infer_mode(monitor) if monitor is not None else None
     elif mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    if not _is_real(min_delta) or not 0 <= min_delta < math.inf:
-        raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
-    if clip_grad is not None and (not _is_real(clip_grad) or not 0 < clip_grad < math.inf):
-        raise ValueError(f"clip_grad must be a finite positive number or None, got {clip_grad!r}")
-    if log_every is not None and (
-        isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1
-    ):
-        raise ValueError(f"log_every must be a positive integer or None, got {log_every!r}")
-    return mode
+    min_delta = check_number("min_delta", min_delta, low=0.0)
+    if clip_grad is not None:
+        clip_grad = check_number("clip_grad", clip_grad, low=0.0, strict=True, hint=" or None")
+    if log_every is not None:
+        log_every = check_positive_int("log_every", log_every)
+    return _FitArguments(epochs, mode, patience, min_delta, clip_grad, log_every)
 
 
 # --------------------------------------------------------------------------- fit
@@ -756,20 +757,22 @@ def fit(
     advances the progress bar.
 
     Args:
-        model: an ``nn.Module``; the loss decides which of its methods are called.
+        model: an ``nn.Module`` (anything else is a ``ValueError``, as in the evaluators); the
+            loss decides which of its methods are called.
         train_data: an iterable of batches, each a tuple of tensors such as ``(users (B,),
             items (B,), labels (B,))``, iterated once per epoch (a list, a ``Batches``, a
-            ``DataLoader``, not a one-shot iterator such as a generator); or a callable
-            ``epoch -> iterable`` called with ``epoch = 0, 1, ..., epochs - 1``, which is how
-            negatives are re-drawn every epoch. Tensors are moved to the device with
-            ``non_blocking=True``.
+            ``DataLoader``, an ``InstanceBatches`` that draws fresh negatives at every pass; not
+            a one-shot iterator such as a generator, unless ``epochs=1``); or a callable
+            ``epoch -> iterable`` called with ``epoch = 0, 1, ..., epochs - 1``. Tensors are
+            moved to the device with ``non_blocking=True``.
         loss: a name of :func:`recs_course.losses.get_loss` or a callable ``(model, batch)``.
         optimizer: built by the caller on the model's parameters; or a list of optimisers that
             share them out, all zeroed and stepped on every batch, e.g. ``[SparseAdam(sparse
             embeddings), Adam(the rest)]`` for ``MF(sparse=True)``, or a separate optimiser with
             its own rate for the biases. Every trainable parameter (``requires_grad``) of the
             model must be in exactly one of them (frozen ones may be left out).
-        epochs: the maximum number of epochs.
+        epochs: the maximum number of epochs (a positive integer; numpy integers too, as for
+            ``patience`` and ``log_every``).
         scheduler: a learning-rate scheduler (or a list of them, e.g. one per optimiser),
             stepped after every optimiser step or after every epoch, see ``scheduler_step``.
             ``ReduceLROnPlateau`` is always stepped once per epoch with the monitored value
@@ -808,7 +811,8 @@ def fit(
 
     Returns:
         The :class:`History`; its rates are those of the first optimiser's first parameter
-        group. The model is left in the train/eval mode it came in.
+        group. Every submodule of the model is left in the train/eval mode it came in (training
+        runs in train mode, ``evaluate`` in eval mode).
 
     Raises:
         NonFiniteLossError: (a ``FloatingPointError``) the loss became NaN or infinite; the
@@ -817,7 +821,8 @@ def fit(
             in none, a scheduler whose cadence cannot be told), an epoch without batches, a
             ``monitor`` that ``evaluate`` does not return.
     """
-    mode = _check_fit_arguments(
+    check_module(model)
+    args = _check_fit_arguments(
         epochs, evaluate, monitor, mode, patience, min_delta, clip_grad, log_every
     )
     restore_best = check_flag("restore_best", restore_best)
@@ -826,34 +831,33 @@ def fit(
     optimizers = _as_optimizers(optimizer)
     _check_optimizers(model, optimizers)
     schedules = _Schedules(scheduler, scheduler_step, optimizers)
-    _check_train_data(train_data, epochs)
+    _check_train_data(train_data, args.epochs)
     loss_fn = get_loss(loss)
 
     # In place: optimisers built on model.parameters() still hold them after the move.
     dev = place_model(model, device)
-    step = _Step(model, loss_fn, optimizers, _Precision.choose(dev, amp), clip_grad)
-    stopping = _EarlyStopping(monitor, mode, patience, min_delta, restore_best)
-    read_every = log_every or (1 if dev.type == "cpu" else 20)
-    history = History(monitor=monitor, mode=mode)
-    was_training = model.training
-    bar = _progress_bar(epochs, progress)
+    step = _Step(model, loss_fn, optimizers, _Precision.choose(dev, amp), args.clip_grad)
+    stopping = _EarlyStopping(monitor, args.mode, args.patience, args.min_delta, restore_best)
+    read_every = args.log_every or (1 if dev.type == "cpu" else 20)
+    history = History(monitor=monitor, mode=args.mode)
+    bar = _progress_bar(args.epochs, progress)
     try:
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            loss_value, lr = _train_epoch(
-                step, train_data, epoch, dev, schedules, read_every, history.lrs
-            )
-            record = _epoch_record(epoch, loss_value, lr, start, evaluate, model)
-            history.records.append(record)
-            current = stopping.update(record, model, history)
-            schedules.after_epoch(record["loss"] if current is None else current)
-            _show_progress(bar, record)
-            if stopping.exhausted:
-                history.stopped_early = epoch + 1 < epochs
-                break
+        with restored_modes(model):  # every submodule leaves in the mode it came in
+            for epoch in range(args.epochs):
+                start = time.perf_counter()
+                loss_value, lr = _train_epoch(
+                    step, train_data, epoch, dev, schedules, read_every, history.lrs
+                )
+                record = _epoch_record(epoch, loss_value, lr, start, evaluate, model)
+                history.records.append(record)
+                current = stopping.update(record, model, history)
+                schedules.after_epoch(record["loss"] if current is None else current)
+                _show_progress(bar, record)
+                if stopping.exhausted:
+                    history.stopped_early = epoch + 1 < args.epochs
+                    break
     finally:
         bar.close()
-        model.train(was_training)
     stopping.restore(model)
     return history
 
@@ -1167,6 +1171,7 @@ def load_checkpoint(
         raise ValueError(
             f"model must be the torch module to load the weights into, got {type(model).__name__}"
         )
+    strict = check_flag("strict", strict)
     optimizers = () if optimizer is None else _as_optimizers(optimizer)
     map_location = _check_map_location(map_location)
     if isinstance(path, (str, os.PathLike)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -12,6 +13,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: recs_course.notebook im
 
 __all__ = [
     "check_flag",
+    "check_number",
     "env_flag",
     "default_threads",
     "get_device",
@@ -48,6 +50,38 @@ def check_flag(name: str, value: object) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_number(
+    name: str, value: object, *, low: float = -math.inf, strict: bool = False, hint: str = ""
+) -> float:
+    """``value`` as a float if it is a finite real number ``>= low`` (``> low`` where
+    ``strict``), else a ``ValueError`` naming ``name`` (``hint`` is added after what is
+    expected). Python and numpy ints and floats are numbers; bool, strings, None, tensors, NaN
+    and infinities are not.
+
+    The one check of real-valued arguments of :mod:`recs_course.schedules` (rates, step sizes,
+    ``gamma``, ``smooth``, ...) and of :func:`recs_course.training.fit` (``min_delta``,
+    ``clip_grad``).
+    """
+    import numpy as np
+
+    if low == -math.inf:
+        what = "a finite number"
+    elif low == 0 and strict:
+        what = "a finite positive number"
+    else:
+        what = f"a finite number {'>' if strict else '>='} {low:g}"
+    real = (int, float, np.integer, np.floating)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, real):
+        raise ValueError(f"{name} must be {what}{hint}, got {value!r:.80} ({type(value).__name__})")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the floats: not finite either
+        number = math.inf
+    if not math.isfinite(number) or number < low or (strict and number == low):
+        raise ValueError(f"{name} must be {what}{hint}, got {value!r}")
+    return number
 
 
 def get_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -107,11 +141,11 @@ def default_threads() -> int:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Set torch's intra-op thread count (``None``: :func:`default_threads`) and return it."""
-    if n is None:
-        n = default_threads()
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"thread count must be a positive integer, got {n!r}")
+    """Set torch's intra-op thread count to ``n`` (a positive integer, numpy's included; ``None``:
+    :func:`default_threads`) and return it."""
+    from .models.base import check_positive_int  # imports torch, as set_threads does anyway
+
+    n = default_threads() if n is None else check_positive_int("n", n)
     most = 4 * (os.cpu_count() or 1)
     if n > most:
         raise ValueError(

@@ -102,6 +102,9 @@ def test_batches_accept_arrays_and_move_to_a_device():
         ((torch.arange(5), torch.arange(4)), {"batch_size": 2}, r"same length.*\[5, 4\]"),
         ((torch.arange(5),), {"batch_size": 0}, "batch_size must be a positive integer"),
         ((torch.arange(5),), {"batch_size": 2.0}, "batch_size must be a positive integer"),
+        ((torch.arange(5),), {"batch_size": True}, "batch_size must be a positive integer"),
+        ((torch.arange(5),), {"batch_size": 2, "shuffle": "no"}, "shuffle must be True or False"),
+        ((torch.arange(5),), {"batch_size": 2, "drop_last": 1}, "drop_last must be True or False"),
         ((), {"batch_size": 2}, "at least one tensor"),
         ((torch.tensor(3),), {"batch_size": 2}, "at least one dimension"),
     ],
@@ -109,6 +112,13 @@ def test_batches_accept_arrays_and_move_to_a_device():
 def test_batches_bad_arguments(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         Batches(*args, **kwargs)
+
+
+def test_batches_take_numpy_integers_and_numpy_bools():
+    batches = Batches(torch.arange(5), batch_size=np.int64(2), shuffle=np.bool_(False),
+                      drop_last=np.bool_(True))  # fmt: skip
+    assert type(batches.batch_size) is int and batches.shuffle is False
+    assert [b[0].tolist() for b in batches] == [[0, 1], [2, 3]]
 
 
 def test_to_tensors_copies_each_column_with_its_dtype():

@@ -74,6 +74,12 @@ def test_ratings_carry_learnable_structure():
     assert rmse_bias < 0.93 * rmse_global
 
 
+def test_sizes_may_be_numpy_integers():
+    sizes = {"n_users": 6, "n_items": 5, "n_ratings": 20, "dim": 2}
+    a = synthetic_ratings(**{k: np.int64(v) for k, v in sizes.items()}).ratings
+    pd.testing.assert_frame_equal(a, synthetic_ratings(**sizes).ratings)
+
+
 def test_dense_request_fills_the_matrix():
     r = synthetic_ratings(n_users=6, n_items=5, n_ratings=30, seed=0).ratings
     assert len(r) == 30 and r.groupby("user_id").size().eq(5).all()
@@ -125,12 +131,33 @@ def test_subsample_users_is_deterministic_and_frac_works():
         ({"n_users": 500}, "more than the 200 users"),
         ({"n_users": 0}, "positive integer"),
         ({"frac": 1.5}, r"frac must be in \(0, 1\]"),
+        ({"frac": True}, r"frac must be a finite positive number in \(0, 1\]"),
+        ({"frac": 0.0}, r"frac must be a finite positive number in \(0, 1\]"),
+        ({"frac": "0.5"}, r"frac must be a finite positive number in \(0, 1\]"),
+        ({"n_users": True}, "n_users must be a positive integer"),
     ],
 )
 def test_subsample_users_bad_arguments(kwargs, message):
     r = synthetic_ratings(seed=0).ratings
     with pytest.raises(ValueError, match=message):
         subsample_users(r, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("n", "frac", "kept"),
+    [(5, 0.5, 3), (5, 0.3, 2), (5, 0.7, 4), (5, 0.1, 1), (5, 0.9, 5), (50, 0.29, 15), (3, 1, 3)],
+)
+def test_subsample_users_rounds_frac_half_up_as_the_splits_do(n, frac, kept):
+    """``floor(frac * n + 1/2)`` with frac's decimal (0.29 * 50 is 14.5: 15), at least 1."""
+    r = pd.DataFrame({"user_id": np.arange(n), "item_id": np.zeros(n, dtype=np.int64)})
+    assert subsample_users(r, frac=frac)["user_id"].nunique() == kept
+
+
+def test_subsample_users_takes_numpy_integers():
+    r = synthetic_ratings(seed=0).ratings
+    pd.testing.assert_frame_equal(
+        subsample_users(r, n_users=np.int64(20), seed=1), subsample_users(r, n_users=20, seed=1)
+    )
 
 
 def test_subsample_users_missing_column():

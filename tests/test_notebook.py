@@ -37,8 +37,19 @@ def test_setup_seeds_and_returns_device(capsys):
     assert dev == torch.device("cpu")
     assert torch.equal(a, b)
     assert "device: cpu" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="thread"):
+    with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
         rn.setup("cpu", threads=0)
+    with pytest.raises(ValueError, match="verbose must be True or False"):
+        rn.setup("cpu", verbose="no")
+
+
+def test_setup_takes_numpy_integers_for_threads():
+    old = torch.get_num_threads()
+    try:
+        rn.setup("cpu", seed=np.int64(3), threads=np.int64(1), verbose=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(old)
 
 
 def test_record_rejects_bad_names_and_values():

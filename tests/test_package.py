@@ -135,3 +135,99 @@ def test_flags_and_environment_switches_are_strict(monkeypatch):
     assert utils.progress_enabled() is True and utils.progress_enabled(False) is False
     with pytest.raises(ValueError, match="more than 4 x"):
         utils.set_threads(10**6)
+
+
+def _flag_calls(tmp_path):
+    """``flag name -> call`` for a flag of each function that takes one, given the string "no"."""
+    import numpy as np
+    import pandas as pd
+
+    from recs_course import plots
+    from recs_course.data import Batches, load_movielens
+    from recs_course.models import MF
+    from recs_course.notebook import setup
+    from recs_course.training import load_checkpoint
+
+    frame = pd.DataFrame({"user_id": [0, 0], "item_id": [0, 1]})
+    return {
+        "Batches(shuffle)": lambda: Batches(torch.arange(3), batch_size=2, shuffle="no"),
+        "Batches(drop_last)": lambda: Batches(torch.arange(3), batch_size=2, drop_last="no"),
+        "load_movielens(download)": lambda: load_movielens(data_home=tmp_path, download="no"),
+        "load_checkpoint(strict)": lambda: load_checkpoint(
+            tmp_path / "none.pt", MF(2, 2, dim=2), strict="no"
+        ),
+        "setup(verbose)": lambda: setup("cpu", 0, verbose="no"),
+        "plot_lr_schedule(log)": lambda: plots.plot_lr_schedule([0.1, 0.2], log="no"),
+        "plot_popularity(log)": lambda: plots.plot_popularity(frame, log="no"),
+        "plot_matrix_slice(colorbar)": lambda: plots.plot_matrix_slice(np.eye(3), colorbar="no"),
+    }
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "Batches(shuffle)",
+        "Batches(drop_last)",
+        "load_movielens(download)",
+        "load_checkpoint(strict)",
+        "setup(verbose)",
+        "plot_lr_schedule(log)",
+        "plot_popularity(log)",
+        "plot_matrix_slice(colorbar)",
+    ],
+)
+def test_every_flag_refuses_a_string_naming_it(call, tmp_path):
+    """``"no"`` is truthy: each flag is checked by utils.check_flag before anything happens."""
+    import matplotlib.pyplot as plt
+
+    flag = call[call.index("(") + 1 : -1]
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(ValueError, match=f"^{flag} must be True or False, got 'no'$"):
+            _flag_calls(tmp_path)[call]()
+        assert plt.get_fignums() == []  # refused before drawing
+    finally:
+        plt.close("all")
+        torch.set_num_threads(threads)
+
+
+def test_set_threads_takes_numpy_integers_and_names_n():
+    import numpy as np
+
+    before = torch.get_num_threads()
+    try:
+        assert utils.set_threads(np.int64(1)) == 1 and torch.get_num_threads() == 1
+        for bad in (0, True, 1.0, "2"):
+            with pytest.raises(ValueError, match="n must be a positive integer"):
+                utils.set_threads(bad)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_check_number_takes_finite_real_numbers_only():
+    import math
+
+    import numpy as np
+
+    assert utils.check_number("x", 3) == 3.0 and isinstance(utils.check_number("x", 3), float)
+    assert utils.check_number("x", np.float32(0.5), low=0.0, strict=True) == 0.5
+    assert utils.check_number("x", np.int64(0), low=0.0) == 0.0
+    for bad in (True, np.bool_(False), "1", None, torch.tensor(1.0), math.nan, math.inf, 10**400):
+        with pytest.raises(ValueError, match="x must be a finite number"):
+            utils.check_number("x", bad)
+    with pytest.raises(ValueError, match=r"x must be a finite positive number \(hint\), got 0"):
+        utils.check_number("x", 0, low=0.0, strict=True, hint=" (hint)")
+    with pytest.raises(ValueError, match="x must be a finite number >= 1, got 0.5"):
+        utils.check_number("x", 0.5, low=1.0)
+
+
+def test_metric_names_must_be_a_name_or_a_sequence_of_names():
+    from recs_course.metrics import metric_keys, ranking_metrics
+
+    scores, relevant = torch.rand(2, 4), torch.eye(2, 4, dtype=torch.bool)
+    for bad in (None, 5):
+        with pytest.raises(ValueError, match="metrics must be a metric name or a sequence"):
+            metric_keys(10, bad)
+        with pytest.raises(ValueError, match="metrics must be a metric name or a sequence"):
+            ranking_metrics(scores, relevant, ks=2, metrics=bad)
+    assert metric_keys(10, "HR") == ["HR@10"]

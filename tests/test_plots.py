@@ -155,6 +155,13 @@ def test_pca_components_bars_and_titles():
         plot_pca_components(coords, titles, component=2)
     with pytest.raises(ValueError, match="n must"):
         plot_pca_components(coords, titles, n=0)
+    for bad in (True, 0.0, "0"):
+        with pytest.raises(ValueError, match="component must be an integer"):
+            plot_pca_components(coords, titles, component=bad)
+        with pytest.raises(ValueError, match="n must be an integer"):
+            plot_pca_components(coords, titles, n=bad)
+    ax = plot_pca_components(coords, titles, component=np.int64(1), n=np.int32(2))
+    assert len(ax.patches) == 4 and ax.get_xlabel() == "component 1"
 
 
 def test_embedding_map_colours_categories_and_annotates():

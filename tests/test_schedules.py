@@ -280,3 +280,35 @@ def test_lr_range_test_reads_device_and_optimizer_by_fits_rules():
     frame = lr_range_test(model, batches, _linear_loss, [first, second], num_steps=5)
     assert len(frame) == 5 and first.param_groups[0]["lr"] == 1e-3
     assert second.param_groups[0]["lr"] == 1e-3 and second.state_dict()["state"] == {}
+
+
+def test_suggest_lr_has_two_methods_and_no_other_knob():
+    lr = np.logspace(-5, 0, 51)
+    frame = pd.DataFrame({"lr": lr, "loss": -np.log10(lr), "smoothed": -np.log10(lr)})
+    for method in ("min10", "MIN/10", None):
+        with pytest.raises(ValueError, match=r"unknown method .*use 'steepest' or 'min/10'"):
+            suggest_lr(frame, method=method)
+    with pytest.raises(TypeError, match="skip_start"):
+        suggest_lr(frame, skip_start=3)  # removed: never used; the skip is 1 / smooth steps
+    with pytest.raises(ValueError, match="frame must be the DataFrame returned by lr_range_test"):
+        suggest_lr(frame[["lr"]])
+
+
+def test_integer_arguments_take_numpy_integers():
+    assert cosine_restarts(np.int64(5), 0.0, 1.0, np.int64(10), np.int32(2)) == pytest.approx(
+        cosine_restarts(5, 0.0, 1.0, 10, 2)
+    )
+    _, _, batches = _regression(n=64)
+    model = nn.Linear(8, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    frame = lr_range_test(model, batches, _linear_loss, optimizer, num_steps=np.int64(4))
+    assert len(frame) == 4
+    for bad, message in (
+        (1, "num_steps must be at least 2"),
+        (True, "num_steps must be a positive integer"),
+        (4.0, "num_steps must be a positive integer"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            lr_range_test(model, batches, _linear_loss, optimizer, num_steps=bad)
+    with pytest.raises(ValueError, match=r"smooth must be a finite positive number"):
+        lr_range_test(model, batches, _linear_loss, optimizer, smooth="0.1")

@@ -864,3 +864,107 @@ def test_lr_range_test_takes_several_optimizers_and_restores_them():
             assert torch.equal(value["exp_avg"], state["state"][key]["exp_avg"])
     with pytest.raises(ValueError, match="in no optimizer"):
         lr_range_test(model, _batches(_covering_ratings()), "mse", optimizers[:1])
+
+
+# --------------------------------------------------------------------------- argument types
+def test_integer_arguments_take_numpy_integers_and_refuse_bool():
+    model = TinyMF()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    history = fit(
+        model,
+        _batches(_ratings()),
+        "mse",
+        optimizer,
+        np.int64(2),
+        monitor="loss",
+        patience=np.int32(1),
+        log_every=np.int64(2),
+        progress=False,
+    )
+    assert history.epochs == 2 and type(history.records[-1]["epoch"]) is int
+    for kwargs, name in (
+        ({"epochs": True}, "epochs"),
+        ({"epochs": 2.0}, "epochs"),
+        ({"patience": True, "monitor": "loss"}, "patience"),
+        ({"log_every": np.float64(3)}, "log_every"),
+    ):
+        args = {"epochs": 1, **kwargs}
+        with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+            fit(model, _batches(_ratings()), "mse", optimizer, progress=False, **args)
+
+
+def test_fit_and_lr_range_test_refuse_a_model_that_is_not_a_module():
+    parameter = nn.Parameter(torch.zeros(1))
+    for call in (
+        lambda: fit(lambda u, i: u, _batches(_ratings()), "mse", torch.optim.SGD([parameter]), 1),
+        lambda: lr_range_test(None, _batches(_ratings()), "mse", torch.optim.SGD([parameter])),
+    ):
+        with pytest.raises(ValueError, match="model must be a torch nn.Module"):
+            call()
+
+
+# --------------------------------------------------------------------------- train/eval modes
+class _FrozenNorm(TinyMF):
+    """TinyMF with a batch norm its owner keeps in eval mode (frozen statistics)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(1)
+
+    def forward(self, users, items):
+        return self.norm(super().forward(users, items).unsqueeze(1)).squeeze(1)
+
+
+@pytest.mark.parametrize("outer", [True, False])
+def test_fit_and_lr_range_test_restore_every_submodules_mode(outer):
+    model = _FrozenNorm()
+    model.train(outer)
+    model.norm.eval()  # deliberately: model.train(outer) afterwards would switch it to train
+    before = [(name, m.training) for name, m in model.named_modules()]
+    seen = []
+    fit(
+        model,
+        _batches(_ratings()),
+        "mse",
+        torch.optim.SGD(model.parameters(), lr=0.01),
+        2,
+        evaluate=lambda m: seen.append(m.training) or {"x": 0.0},
+        progress=False,
+    )
+    assert seen == [False, False]
+    assert [(name, m.training) for name, m in model.named_modules()] == before
+    lr_range_test(model, _batches(_ratings()), "mse", torch.optim.SGD(model.parameters()),
+                  num_steps=3)  # fmt: skip
+    assert [(name, m.training) for name, m in model.named_modules()] == before
+
+
+def test_modes_are_restored_when_training_fails():
+    model = _FrozenNorm()
+    model.norm.eval()
+
+    def failing(m, batch):
+        raise RuntimeError("boom")
+
+    data, optimizer = _batches(_ratings()), torch.optim.SGD(model.parameters())
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(model, data, failing, optimizer, 1, progress=False)
+    assert model.training and not model.norm.training
+    with pytest.raises(RuntimeError, match="boom"):
+        lr_range_test(model, data, failing, optimizer)
+    assert model.training and not model.norm.training
+
+
+def test_lr_range_test_refuses_a_one_shot_iterator_without_starting_it():
+    started = []
+
+    def batches():
+        started.append(True)
+        yield from _batches(_ratings())
+
+    model = TinyMF()
+    for one_shot in (batches(), iter(_batches(_ratings()))):
+        with pytest.raises(ValueError, match="one-shot iterator"):
+            lr_range_test(model, one_shot, "mse", torch.optim.SGD(model.parameters()))
+    assert started == []
+    with pytest.raises(ValueError, match=r"no batches in pass 1 .*\(train_data\(0\) was empty\)"):
+        lr_range_test(model, lambda epoch: [], "mse", torch.optim.SGD(model.parameters()))

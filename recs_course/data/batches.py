@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from .._arrays import _numpy_values
-from ..utils import get_device
+from ..models.base import check_positive_int
+from ..utils import check_flag, get_device
 from ._common import as_index_array, check_frame, rating_values, torch_generator
 
 __all__ = ["Batches", "to_tensors"]
@@ -88,7 +89,8 @@ class Batches:
             (bool, integers or floats): text, objects, ragged lists and missing values (NaN of
             pandas' nullable ``Int64``, ...) are a ``ValueError`` naming the argument.
         batch_size: rows per batch, a positive integer.
-        shuffle: a new random order at every pass.
+        shuffle: a new random order at every pass (a bool, as ``drop_last``: ``"no"`` is a
+            ``ValueError``, not ``True``).
         generator: ``torch.Generator`` or int seed for the order; ``None`` uses torch's default
             generator. An int seed makes every pass draw from one generator created here, so
             passes differ but the sequence of passes is reproducible.
@@ -117,17 +119,11 @@ class Batches:
             raise ValueError(
                 f"all tensors must have the same length (first dimension), got {lengths}"
             )
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
-            or batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.n = int(lengths[0])
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.shuffle = check_flag("shuffle", shuffle)
         self.generator = torch_generator(generator)
-        self.drop_last = bool(drop_last)
+        self.drop_last = check_flag("drop_last", drop_last)
         self.device = None if device is None else get_device(device)
 
     def __len__(self) -> int:

@@ -72,7 +72,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..utils import progress_bar, progress_enabled
+from ..utils import check_flag, progress_bar, progress_enabled
 
 __all__ = [
     "Archive",
@@ -1346,6 +1346,7 @@ def load_movielens(
             message names the file and line; see the module docstring).
     """
     spec = _archive_spec(name)
+    download = check_flag("download", download)
     tried: list[str] = []
 
     if data_home is not None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pandas as pd
 
+from ..models.base import check_positive_int
+from ..utils import check_number
 from ._common import check_ratings, numpy_rng
 from .movielens import MovieLens
 
@@ -62,11 +66,10 @@ def synthetic_ratings(
         ``year``, ``genres`` from each item's strongest latent factor, sometimes two) and
         ``users`` (``user_id``, ``age``, ``gender``, ``occupation``, ``zip_code``).
     """
-    for label, value in (("n_users", n_users), ("n_items", n_items), ("dim", dim)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{label} must be a positive integer, got {value!r}")
-    if isinstance(n_ratings, bool) or not isinstance(n_ratings, (int, np.integer)):
-        raise ValueError(f"n_ratings must be an integer, got {n_ratings!r}")
+    n_users = check_positive_int("n_users", n_users)
+    n_items = check_positive_int("n_items", n_items)
+    dim = check_positive_int("dim", dim)
+    n_ratings = check_positive_int("n_ratings", n_ratings)
     if not n_users <= n_ratings <= n_users * n_items:
         raise ValueError(
             f"n_ratings={n_ratings} must lie between n_users={n_users} (one rating each) and "
@@ -159,6 +162,14 @@ def synthetic_ratings(
     )
 
 
+def _round_half_up(fraction: float, n: int) -> int:
+    """``floor(fraction * n + 1/2)`` with ``fraction`` read as the decimal Python writes for it
+    (``repr``), in exact integers: the rounding rule of the splits' test sizes
+    (``recs_course.data.splits._n_test``, without its clipping to ``[1, n - 1]``)."""
+    p, q = Fraction(repr(float(fraction))).as_integer_ratio()
+    return (2 * p * n + q) // (2 * q)
+
+
 def subsample_users(
     ratings: pd.DataFrame,
     n_users: int | None = None,
@@ -168,9 +179,11 @@ def subsample_users(
     """Keep a random subset of users with all their ratings (for shrunk runs).
 
     Give exactly one of ``n_users`` (how many users to keep) or ``frac`` (which fraction, in
-    ``(0, 1]``, rounded, at least one user). The choice depends only on the set of users and
-    ``seed``; the kept rows stay in their original order, with a fresh index. The input is not
-    modified.
+    ``(0, 1]``, of the ``n`` users; at least one user). ``frac`` is rounded by the splits' rule:
+    ``floor(frac * n + 1/2)`` (half up), ``frac`` read as the decimal Python writes for it, in
+    exact integers (``0.5`` of 5 users keeps 3). The choice depends only on the set of users
+    and ``seed``; the kept rows stay in their original order, with a fresh index. The input is
+    not modified.
 
     Returns:
         A new ratings frame with the same columns.
@@ -180,17 +193,16 @@ def subsample_users(
         raise ValueError("give exactly one of n_users or frac")
     users = np.unique(user)
     if n_users is not None:
-        if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 1:
-            raise ValueError(f"n_users must be a positive integer, got {n_users!r}")
-        if n_users > len(users):
+        k = check_positive_int("n_users", n_users)
+        if k > len(users):
             raise ValueError(
                 f"n_users={n_users} is more than the {len(users)} users in the ratings"
             )
-        k = int(n_users)
     else:
-        if not isinstance(frac, (int, float, np.floating)) or not 0.0 < float(frac) <= 1.0:
+        hint = " in (0, 1] (the fraction of the users kept)"
+        if check_number("frac", frac, low=0.0, strict=True, hint=hint) > 1:
             raise ValueError(f"frac must be in (0, 1], got {frac!r}")
-        k = max(1, round(float(frac) * len(users)))
+        k = max(1, _round_half_up(frac, len(users)))
     chosen = numpy_rng(seed).choice(users, size=k, replace=False)
     keep = np.isin(user, chosen)
     return ratings.loc[keep].reset_index(drop=True)

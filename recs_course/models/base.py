@@ -21,7 +21,15 @@ from torch import Tensor, nn
 
 from .._arrays import _exact_int64, _numpy_values
 
-__all__ = ["Recommender", "model_device", "place_model", "check_indices", "index_checks"]
+__all__ = [
+    "Recommender",
+    "model_device",
+    "place_model",
+    "check_module",
+    "restored_modes",
+    "check_indices",
+    "index_checks",
+]
 
 #: The most (user, item) pairs the fallback :meth:`Recommender.score_all` scores in one call.
 MAX_PAIRS_PER_CHUNK = 1 << 20
@@ -39,6 +47,32 @@ def model_device(module: nn.Module) -> torch.device:
     for tensor in module.buffers():
         return tensor.device
     return torch.device("cpu")
+
+
+def check_module(model: object) -> None:
+    """``model`` must be a torch ``nn.Module``, checked before anything else: :func:`fit`,
+    :func:`~recs_course.schedules.lr_range_test` and the evaluators set its train/eval mode,
+    read its device and move it (anything else would fail later with an ``AttributeError``)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"model must be a torch nn.Module (a recs_course Recommender), got "
+            f"{type(model).__name__}: training and evaluation set its train/eval mode and read "
+            "its device; wrap a scoring function in an nn.Module subclass whose "
+            "forward(users, items) calls it"
+        )
+
+
+@contextlib.contextmanager
+def restored_modes(model: nn.Module) -> Iterator[None]:
+    """A block after which every submodule of ``model`` is back in the train/eval mode it had
+    before: ``model.train(was_training)`` would set every submodule to the model's own flag,
+    and so switch a submodule deliberately left in eval mode (a frozen batch norm) to train."""
+    flags = [(module, module.training) for module in model.modules()]
+    try:
+        yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
 
 
 def place_model(model: nn.Module, device: str | torch.device | None = None) -> torch.device:
