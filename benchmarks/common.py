@@ -23,9 +23,22 @@ RESULTS = REPO / "benchmarks" / "results"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``): ratios
+    differ between CPUs, so every result names its own."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def machine_line() -> str:
-    """One line naming the machine, e.g. ``Linux x86_64, 2 logical CPUs``."""
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs"
+    """One line naming the machine, e.g. ``Linux x86_64, AMD EPYC 7B13, 2 logical CPUs``."""
+    return f"{platform.system()} {platform.machine()}, {cpu_model()}, {os.cpu_count()} logical CPUs"
 
 
 def write_json(path: Path, obj: Any, indent: int = 2, **dumps_kw: Any) -> None:

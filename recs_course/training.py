@@ -806,8 +806,9 @@ def fit(
             scaler for all the optimisers); on other devices it has no effect and a warning
             says so.
         log_every: read the loss back from the device every this many batches to check that
-            it is finite (default: every batch on the CPU, every 20 on accelerators, where each
-            read is a synchronisation).
+            it is finite (default 20: on accelerators each read is a synchronisation, on the
+            CPU reading every batch costs ~25 us a step, 2-3% of a small model's step). A
+            non-finite loss is reported with the first batch where it appeared.
 
     Returns:
         The :class:`History`; its rates are those of the first optimiser's first parameter
@@ -838,7 +839,7 @@ def fit(
     dev = place_model(model, device)
     step = _Step(model, loss_fn, optimizers, _Precision.choose(dev, amp), args.clip_grad)
     stopping = _EarlyStopping(monitor, args.mode, args.patience, args.min_delta, restore_best)
-    read_every = args.log_every or (1 if dev.type == "cpu" else 20)
+    read_every = args.log_every or 20
     history = History(monitor=monitor, mode=args.mode)
     bar = _progress_bar(args.epochs, progress)
     try:
