@@ -5,6 +5,8 @@ In the course's environment (``.venv``), each writes JSON under ``benchmarks/res
     python -m benchmarks.bench_sampling      # one epoch of negative sampling vs a Python loop
     python -m benchmarks.bench_evaluation    # full-ranking and sampled evaluation vs a loop
     python -m benchmarks.bench_neumf_epoch   # one NeuMF epoch, per-sample DataLoader vs the course
+    python -m benchmarks.bench_scoring_pass  # evaluate_full with one graph propagation vs one a batch
+    python -m benchmarks.bench_sparse        # MF with sparse gradients (SparseAdam, Adagrad) vs Adam
     python -m benchmarks.quality             # the course's default recipes, pass/fail targets
     python -m benchmarks.peers               # side by side with scikit-surprise and RecBole
 

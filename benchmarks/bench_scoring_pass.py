@@ -9,24 +9,22 @@ it (``scoring_pass`` replaced by the base class's no-op), side by side in one ru
 repeat by repeat, at the default number of users per batch and at smaller ones. The models are
 untrained (timings do not depend on the weights); the metrics of both paths are checked equal.
 
-    RECS_COURSE_THREADS=1 python benchmarks/bench_scoring_pass.py --threads 1
+    python -m benchmarks.bench_scoring_pass --threads 1
 
-prints a table (and writes JSON with ``--json PATH``).
+prints a table and writes JSON (``--output``, default ``benchmarks/results/scoring_pass.json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
-import json
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.common import RESULTS, machine_line, write_json
 from recs_course.data import IdEncoder, chronological_split, interaction_matrix, load_movielens
 from recs_course.evaluation import evaluate_full
 from recs_course.models import NGCF, LightGCN, Recommender
@@ -37,27 +35,6 @@ MODELS = {
         u, i, nu, ni, dim=64, layer_dims=(64, 64, 64), node_dropout=0.0, message_dropout=0.1
     ),
 }
-
-
-def cpu_model() -> str:
-    """``lscpu``'s model name, else ``platform.processor()``."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def batch_argument() -> tuple[str, int]:
-    """The name and default of ``evaluate_full``'s users-per-batch argument."""
-    params = inspect.signature(evaluate_full).parameters
-    for name in ("users_per_batch", "batch_size"):
-        if name in params:
-            return name, params[name].default
-    raise RuntimeError("evaluate_full has no users-per-batch argument")
 
 
 def data(dataset: str):
@@ -84,18 +61,19 @@ def main() -> None:
         default=[128],
         help="users per score_all call besides evaluate_full's default (default: 128)",
     )
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--output", type=Path, default=RESULTS / "scoring_pass.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     train, train_csr, test_csr, n_users, n_items = data(args.dataset)
     u, i = train["user_id"].to_numpy(), train["item_id"].to_numpy()
-    batch_name, batch_default = batch_argument()
+    batch_name = "users_per_batch"
+    batch_default = inspect.signature(evaluate_full).parameters[batch_name].default
     sizes = [None, *args.users_per_batch]  # None: evaluate_full's default
     n_eval = int((test_csr.getnnz(axis=1) > 0).sum())
     print(
         f"{args.dataset}: {n_users} users ({n_eval} with a test item), {n_items} items; "
-        f"torch {torch.__version__}, threads={torch.get_num_threads()}; CPU: {cpu_model()}"
+        f"torch {torch.__version__}, threads={torch.get_num_threads()}; machine: {machine_line()}"
     )
     header = (
         f"{'model':<9} {'users/batch':>13} {'batches':>7} {'propagations':>13} "
@@ -162,16 +140,16 @@ def main() -> None:
                     "ms_without_pass": round(without_ms, 2),
                 }
             )
-    if args.json is not None:
-        payload = {
-            "dataset": args.dataset,
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "cpu": cpu_model(),
-            "repeats": args.repeats,
-            "rows": rows,
-        }
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+    payload = {
+        "dataset": args.dataset,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": machine_line(),
+        "repeats": args.repeats,
+        "rows": rows,
+    }
+    write_json(args.output, payload)
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

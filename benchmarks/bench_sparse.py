@@ -37,16 +37,16 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("RECS_COURSE_PROGRESS", "0")
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from benchmarks.common import RESULTS, machine_line, write_json  # noqa: E402
 from recs_course.data import (  # noqa: E402
     Batches,
     IdEncoder,
@@ -61,18 +61,6 @@ from recs_course.training import fit, seed_everything  # noqa: E402
 
 Y_RANGE = (0.5, 5.5)
 SEED = 0
-
-
-def cpu_model() -> str:
-    """``lscpu``'s model name, else what the platform module knows."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def tables(model: MF) -> list[torch.nn.Parameter]:
@@ -174,13 +162,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--l2", type=float, default=0.1, help="per-batch L2 of the rows")
     parser.add_argument("--ml1m-ratings", type=int, default=1_000_209)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output", type=Path, default=RESULTS / "sparse.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="Sparse invariant checks")  # Adagrad's, torch's
 
     print(f"command: python -m benchmarks.bench_sparse {' '.join(argv or sys.argv[1:])}")
-    print(f"machine: {cpu_model()}; {os.cpu_count()} logical CPUs; torch {torch.__version__}, "
+    print(f"machine: {machine_line()}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s)")  # fmt: skip
+    rows: list[dict[str, object]] = []
     print(
         f"MF dim={args.dim}, batch {args.batch_size}, {args.epochs} epochs, {args.repeats} "
         f"interleaved repeats; Adam/SparseAdam lr {args.lr:g}, Adagrad lr {args.adagrad_lr:g}"
@@ -215,6 +205,14 @@ def main(argv: list[str] | None = None) -> None:
                 f"{dataset:<8} {variant:<18} {median:8.3f} {spread:>13} "
                 f"{median / dense_time:8.2f} {loss:10.4f} {rmse:9.4f}"
             )
+            rows.append({"data": dataset, "variant": variant, "s_per_epoch": median,
+                         "min": min(times), "max": max(times), "vs_dense": median / dense_time,
+                         "train_loss": loss, "test_rmse": rmse})
+    write_json(args.output, {"command": f"python -m benchmarks.bench_sparse {' '.join(argv or sys.argv[1:])}",
+                             "machine": machine_line(), "torch": torch.__version__,
+                             "threads": torch.get_num_threads(), "args": vars(args) | {"output": str(args.output)},
+                             "rows": rows})
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
