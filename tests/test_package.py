@@ -143,7 +143,7 @@ def _flag_calls(tmp_path):
     import pandas as pd
 
     from recs_course import plots
-    from recs_course.data import Batches, load_movielens
+    from recs_course.data import Batches, interaction_matrix, load_movielens, sample_negatives
     from recs_course.models import MF
     from recs_course.notebook import setup
     from recs_course.training import load_checkpoint
@@ -160,6 +160,9 @@ def _flag_calls(tmp_path):
         "plot_lr_schedule(log)": lambda: plots.plot_lr_schedule([0.1, 0.2], log="no"),
         "plot_popularity(log)": lambda: plots.plot_popularity(frame, log="no"),
         "plot_matrix_slice(colorbar)": lambda: plots.plot_matrix_slice(np.eye(3), colorbar="no"),
+        "sample_negatives(replace)": lambda: sample_negatives(
+            [0], interaction_matrix(frame, values="ones"), 1, replace="no"
+        ),
     }
 
 
@@ -174,6 +177,7 @@ def _flag_calls(tmp_path):
         "plot_lr_schedule(log)",
         "plot_popularity(log)",
         "plot_matrix_slice(colorbar)",
+        "sample_negatives(replace)",
     ],
 )
 def test_every_flag_refuses_a_string_naming_it(call, tmp_path):

@@ -32,6 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from ..utils import check_flag
 from ._common import (
     ENCODE_HINT,
     as_index_array,
@@ -218,6 +219,7 @@ class NegativeSampler:
             ``(B, n_neg)`` LongTensor; entry ``[b, j]`` is never a positive of ``users[b]``.
         """
         n_neg = _check_count(n_neg, "n_neg")
+        replace = check_flag("replace", replace)
         users_t = torch.as_tensor(self._user_indices(users, "users"))
         out = torch.empty((len(users_t), n_neg), dtype=torch.int64)
         self._sample_into(out, users_t, torch_generator(generator), replace)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from .base import (
     Recommender,
     check_layers,
+    check_non_negative,
     check_positive_int,
     check_probability,
     concat_mlp_scores,
@@ -288,9 +289,9 @@ class NeuMF(Recommender):
                 f"GMF has {gmf.n_users} users x {gmf.n_items} items but the MLP has "
                 f"{mlp.n_users} x {mlp.n_items}: pre-train both on the same encoded data"
             )
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        alpha = check_non_negative("alpha", alpha)
+        if alpha > 1:
             raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
-        alpha = float(alpha)
         model = cls(
             gmf.n_users,
             gmf.n_items,
