@@ -25,7 +25,13 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import RESULTS, machine_line, write_json
-from recs_course.data import IdEncoder, chronological_split, interaction_matrix, load_movielens
+from recs_course.data import (
+    IdEncoder,
+    chronological_split,
+    interaction_matrix,
+    load_movielens,
+    synthetic_ratings,
+)
 from recs_course.evaluation import evaluate_full
 from recs_course.models import NGCF, LightGCN, Recommender
 
@@ -38,7 +44,10 @@ MODELS = {
 
 
 def data(dataset: str):
-    ratings = load_movielens(dataset).ratings
+    if dataset == "ml-1m-shape":  # ML-1M's numbers of users, items and ratings, generated
+        ratings = synthetic_ratings(n_users=6040, n_items=3706, n_ratings=1_000_209, seed=0).ratings
+    else:
+        ratings = load_movielens(dataset).ratings
     train_raw, test_raw = chronological_split(ratings, test_size=0.2, per_user=True)
     encoder = IdEncoder().fit(train_raw)
     train = encoder.transform(train_raw)
@@ -51,7 +60,9 @@ def data(dataset: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument(
+        "--dataset", default="ml-100k", help="a MovieLens name, or ml-1m-shape (synthetic)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell (median)")
     parser.add_argument(
