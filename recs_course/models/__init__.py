@@ -20,6 +20,8 @@ when the values of accelerator tensors are checked.
 Modules: :mod:`.base` (the contract), :mod:`.mf` (MF, EmbeddingMLP), :mod:`.ncf` (GMF, NCFMLP,
 NeuMF), :mod:`.graph` (normalized_adjacency, NGCF, LightGCN), :mod:`.autoencoder` (AutoRec),
 :mod:`.baselines` (Popularity).
+:mod:`.item_item`: EASE and ItemKNN, closed-form item-to-item models built by
+``from_interactions`` (no training).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .autoencoder import AutoRec, masked_mse
 from .base import Recommender, check_indices, index_checks, model_device, place_model
 from .baselines import Popularity
 from .graph import NGCF, LightGCN, laplacian, normalized_adjacency
+from .item_item import EASE, ItemKNN
 from .mf import MF, EmbeddingMLP
 from .ncf import GMF, NCFMLP, NeuMF
 
@@ -49,4 +52,6 @@ __all__ = [
     "LightGCN",
     "AutoRec",
     "masked_mse",
+    "EASE",
+    "ItemKNN",
 ]
