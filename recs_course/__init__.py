@@ -1,8 +1,9 @@
 """Companion package of the course "Neural recommender systems in PyTorch".
 
 Importing the package is fast and has no side effects: the submodules (``data``, ``models``,
-``losses``, ``metrics``, ``evaluation``, ``training``, ``schedules``, ``plots``, ``utils``,
-``notebook``) are imported on first use, so ``import recs_course`` does not even import torch.
+``losses``, ``metrics``, ``evaluation``, ``compare``, ``training``, ``schedules``, ``plots``,
+``utils``, ``notebook``) are imported on first use, so ``import recs_course`` does not even
+import torch.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _SUBMODULES = (
     "losses",
     "metrics",
     "evaluation",
+    "compare",
     "training",
     "schedules",
     "plots",
@@ -42,6 +44,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import (  # noqa: F401
+        compare,
         data,
         evaluation,
         losses,
