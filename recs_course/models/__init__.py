@@ -26,6 +26,7 @@ NeuMF), :mod:`.graph` (normalized_adjacency, NGCF, LightGCN), :mod:`.autoencoder
 
 from __future__ import annotations
 
+from .als import ALS
 from .autoencoder import AutoRec, masked_mse
 from .base import Recommender, check_indices, index_checks, model_device, place_model
 from .baselines import Popularity
@@ -54,4 +55,5 @@ __all__ = [
     "masked_mse",
     "EASE",
     "ItemKNN",
+    "ALS",
 ]
