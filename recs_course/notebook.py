@@ -49,9 +49,8 @@ def setup(device: Any = "auto", seed: int = 0, threads: int | None = None, verbo
             default, see :func:`recs_course.utils.default_threads`).
         verbose: print one line saying what was chosen (a bool).
     """
-    from .models.base import check_positive_int
     from .training import seed_everything
-    from .utils import get_device, set_threads
+    from .utils import check_positive_int, get_device, set_threads
 
     verbose = check_flag("verbose", verbose)
     if threads is not None:

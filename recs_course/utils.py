@@ -14,6 +14,9 @@ if TYPE_CHECKING:  # torch is imported where it is used: recs_course.notebook im
 __all__ = [
     "check_flag",
     "check_number",
+    "check_positive_int",
+    "check_non_negative_int",
+    "is_real_number",
     "env_flag",
     "default_threads",
     "get_device",
@@ -52,6 +55,46 @@ def check_flag(name: str, value: object) -> bool:
     raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
+def is_real_number(value: object) -> bool:
+    """Whether ``value`` is a real number: ``int``, ``float`` or a numpy integer or floating
+    scalar, but not a bool (``True`` is an ``int`` in Python; ``numpy.bool_`` is no number)."""
+    import numpy as np
+
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _check_int(name: str, value: object, minimum: int, expected: str) -> int:
+    """``value`` as an ``int`` if it is an integer (Python's or numpy's, never a bool or a float
+    such as ``2.0``) of at least ``minimum``, else a ``ValueError`` saying ``expected``."""
+    import operator
+
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    try:
+        number = operator.index(value)  # accepts int and numpy integers, rejects floats
+    except TypeError:
+        raise ValueError(f"{name} must be {expected}, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(number)
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` as an ``int`` if it is a positive integer (numpy integers included),
+    else raise ``ValueError``. The one integer check of every layer (data, models, training)."""
+    return _check_int(name, value, 1, "a positive integer")
+
+
+def check_non_negative_int(name: str, value: object) -> int:
+    """Return ``value`` as an ``int`` if it is an integer ``>= 0`` (numpy integers included),
+    else raise ``ValueError``."""
+    return _check_int(name, value, 0, "an integer >= 0")
+
+
 def check_number(
     name: str, value: object, *, low: float = -math.inf, strict: bool = False, hint: str = ""
 ) -> float:
@@ -64,7 +107,6 @@ def check_number(
     ``gamma``, ``smooth``, ...) and of :func:`recs_course.training.fit` (``min_delta``,
     ``clip_grad``).
     """
-    import numpy as np
 
     if low == -math.inf:
         what = "a finite number"
@@ -72,8 +114,7 @@ def check_number(
         what = "a finite positive number"
     else:
         what = f"a finite number {'>' if strict else '>='} {low:g}"
-    real = (int, float, np.integer, np.floating)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, real):
+    if not is_real_number(value):
         raise ValueError(f"{name} must be {what}{hint}, got {value!r:.80} ({type(value).__name__})")
     try:
         number = float(value)
@@ -143,8 +184,6 @@ def default_threads() -> int:
 def set_threads(n: int | None = None) -> int:
     """Set torch's intra-op thread count to ``n`` (a positive integer, numpy's included; ``None``:
     :func:`default_threads`) and return it."""
-    from .models.base import check_positive_int  # imports torch, as set_threads does anyway
-
     n = default_threads() if n is None else check_positive_int("n", n)
     most = 4 * (os.cpu_count() or 1)
     if n > most:

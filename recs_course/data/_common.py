@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -359,3 +360,16 @@ def check_ratings(
         timestamp=timestamp_values(r["timestamp"], f"{what}['timestamp']") if timestamp else None,
         rating=rating_values(r["rating"], f"{what}['rating']", rating_dtype) if rating else None,
     )
+
+
+def round_half_up(fraction: float, sizes: np.ndarray | int) -> np.ndarray:
+    """``floor(fraction * n + 1/2)`` for each ``n`` of ``sizes``, the course's one rounding rule
+    (test sizes of the splits, ``subsample_users(frac=)``): ``fraction`` is read as the decimal
+    Python writes for it (``repr``: ``0.29 * 50`` gives 15, where the float product 14.4999...
+    would give 14) and the product is computed in exact integers, ``(2 p n + q) // (2 q)`` with
+    ``p / q = fraction`` (int64 where that cannot overflow, else Python ints)."""
+    n = np.asarray(sizes, dtype=np.int64)
+    p, q = Fraction(repr(float(fraction))).as_integer_ratio()
+    if n.size and 2 * abs(p) * int(np.abs(n).max()) + q >= 2**63:
+        n = n.astype(object)
+    return np.asarray((2 * p * n + q) // (2 * q)).astype(np.int64)

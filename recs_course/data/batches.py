@@ -8,8 +8,7 @@ import numpy as np
 import torch
 
 from .._arrays import _numpy_values
-from ..models.base import check_positive_int
-from ..utils import check_flag, get_device
+from ..utils import check_flag, check_positive_int, get_device
 from ._common import as_index_array, check_frame, rating_values, torch_generator
 
 __all__ = ["Batches", "to_tensors"]

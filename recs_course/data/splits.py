@@ -32,8 +32,6 @@ Input rules (checked by every split, vectorised; see ``recs_course.data._common`
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pandas as pd
 
@@ -45,6 +43,7 @@ from ._common import (
     numpy_rng,
     pair_keys,
     rating_values,
+    round_half_up,
 )
 
 __all__ = [
@@ -74,11 +73,7 @@ def _n_test(sizes: np.ndarray, test_size: float) -> np.ndarray:
     ``[min(1, n - 1), n - 1]``.
     """
     sizes = np.asarray(sizes, dtype=np.int64)
-    p, q = Fraction(repr(float(test_size))).as_integer_ratio()
-    n = sizes
-    if sizes.size and 2 * p * int(sizes.max()) + q >= 2**63:
-        n = sizes.astype(object)
-    rounded = ((2 * p * n + q) // (2 * q)).astype(np.int64)
+    rounded = round_half_up(test_size, sizes)
     return np.clip(rounded, np.minimum(1, sizes - 1), sizes - 1)
 
 

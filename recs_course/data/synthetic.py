@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pandas as pd
 
-from ..models.base import check_positive_int
-from ..utils import check_number
-from ._common import check_ratings, numpy_rng
+from ..utils import check_number, check_positive_int
+from ._common import check_ratings, numpy_rng, round_half_up
 from .movielens import MovieLens
 
 __all__ = ["synthetic_ratings", "subsample_users"]
@@ -162,14 +159,6 @@ def synthetic_ratings(
     )
 
 
-def _round_half_up(fraction: float, n: int) -> int:
-    """``floor(fraction * n + 1/2)`` with ``fraction`` read as the decimal Python writes for it
-    (``repr``), in exact integers: the rounding rule of the splits' test sizes
-    (``recs_course.data.splits._n_test``, without its clipping to ``[1, n - 1]``)."""
-    p, q = Fraction(repr(float(fraction))).as_integer_ratio()
-    return (2 * p * n + q) // (2 * q)
-
-
 def subsample_users(
     ratings: pd.DataFrame,
     n_users: int | None = None,
@@ -202,7 +191,7 @@ def subsample_users(
         hint = " in (0, 1] (the fraction of the users kept)"
         if check_number("frac", frac, low=0.0, strict=True, hint=hint) > 1:
             raise ValueError(f"frac must be in (0, 1], got {frac!r}")
-        k = max(1, _round_half_up(frac, len(users)))
+        k = max(1, int(round_half_up(frac, len(users))))
     chosen = numpy_rng(seed).choice(users, size=k, replace=False)
     keep = np.isin(user, chosen)
     return ratings.loc[keep].reset_index(drop=True)

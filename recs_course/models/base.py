@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import operator
 import os
 from collections.abc import Callable, Iterator, Sequence
 
@@ -20,6 +19,11 @@ import torch
 from torch import Tensor, nn
 
 from .._arrays import _exact_int64, _numpy_values
+from ..utils import (  # noqa: F401  (the argument checks live in utils; models use them here)
+    check_non_negative_int,
+    check_positive_int,
+    is_real_number,
+)
 
 __all__ = [
     "Recommender",
@@ -307,42 +311,6 @@ class Recommender(nn.Module):
 # Argument checks. They raise ValueError with a message that says what to pass instead.
 
 
-#: What a number argument may be: Python's or numpy's integers and floats (never a bool).
-_REAL_TYPES = (int, float, np.integer, np.floating)
-
-
-def _is_real(value: object) -> bool:
-    """Whether ``value`` is a real number: ``int``, ``float`` or a numpy integer or floating
-    scalar, but not a bool (``True`` is an ``int`` in Python; ``numpy.bool_`` is no number)."""
-    return isinstance(value, _REAL_TYPES) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_int(name: str, value: object, minimum: int, expected: str) -> int:
-    """``value`` as an ``int`` if it is an integer (Python's or numpy's, never a bool or a float
-    such as ``2.0``) of at least ``minimum``, else a ``ValueError`` saying ``expected``."""
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-    try:
-        number = operator.index(value)  # accepts int and numpy integers, rejects floats
-    except TypeError:
-        raise ValueError(f"{name} must be {expected}, got {value!r}") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return int(number)
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` as an ``int`` if it is a positive integer (numpy integers included),
-    else raise ``ValueError``."""
-    return _check_int(name, value, 1, "a positive integer")
-
-
-def check_non_negative_int(name: str, value: object) -> int:
-    """Return ``value`` as an ``int`` if it is an integer ``>= 0`` (numpy integers included),
-    else raise ``ValueError``."""
-    return _check_int(name, value, 0, "an integer >= 0")
-
-
 def renamed_arguments(**renamed: str) -> Callable[[Callable], Callable]:
     """Decorate a constructor whose keyword arguments were renamed: passing an old name raises
     the ``TypeError`` Python would, followed by the hint (``renamed``: old name -> what to use
@@ -370,7 +338,7 @@ def renamed_arguments(**renamed: str) -> Callable[[Callable], Callable]:
 def check_probability(name: str, value: object) -> float:
     """Return a dropout probability in ``[0, 1)`` as a float (numpy numbers included), else
     raise ``ValueError``."""
-    if not _is_real(value):
+    if not is_real_number(value):
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     value = float(value)
     if not 0.0 <= value < 1.0:
@@ -381,7 +349,7 @@ def check_probability(name: str, value: object) -> float:
 def check_non_negative(name: str, value: object) -> float:
     """Return a finite number ``>= 0`` as a float (regularisation weights, standard deviations;
     numpy numbers included), else raise ``ValueError``."""
-    if not _is_real(value):
+    if not is_real_number(value):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     value = float(value)
     if not (math.isfinite(value) and value >= 0.0):
@@ -411,7 +379,7 @@ def check_y_range(y_range: object, name: str = "y_range") -> tuple[float, float]
         y_range = tuple(y_range.tolist())
     if isinstance(y_range, (str, bytes)) or not isinstance(y_range, Sequence) or len(y_range) != 2:
         raise ValueError(f"{name} must be None or a pair (low, high), got {y_range!r}")
-    if not all(_is_real(v) for v in y_range):
+    if not all(is_real_number(v) for v in y_range):
         raise ValueError(
             f"{name} must be a pair of numbers (low, high) such as (1.0, 5.0), got {y_range!r}"
         )
