@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from ..utils import check_flag
+from ..utils import check_flag, check_positive_int, get_device
 from ._common import (
     ENCODE_HINT,
     as_index_array,
@@ -106,6 +106,14 @@ class NegativeSampler:
         if n_users is not None:
             n_users = check_dim(_check_count(n_users, "n_users"), "n_users")
         u, i = _encoded_pairs(r, n_items, "r", n_users)
+        return cls._from_pairs(u, i, n_users, n_items)
+
+    @classmethod
+    def _from_pairs(
+        cls, u: np.ndarray, i: np.ndarray, n_users: int | None, n_items: int
+    ) -> NegativeSampler:
+        """A sampler of already checked index arrays (duplicates fine); ``n_users`` defaults to
+        the largest user index + 1."""
         if n_users is None:
             n_users = int(u.max()) + 1 if u.size else 0
         obj = cls.__new__(cls)
@@ -426,7 +434,8 @@ def pairwise_instances(
 def _pairwise(u: np.ndarray, i: np.ndarray, n_neg: int, sampler: NegativeSampler, g):
     """:func:`pairwise_instances` on checked indices (what :class:`InstanceBatches` repeats)."""
     users = torch.from_numpy(u)
-    neg = sampler.sample(users, n_neg, generator=g)
+    neg = torch.empty((len(u), n_neg), dtype=torch.int64)
+    sampler._sample_into(neg, users, g, True)
     return users, torch.from_numpy(i), neg[:, 0] if n_neg == 1 else neg
 
 
@@ -476,8 +485,7 @@ def ranking_candidates(
              for k, f in enumerate(frames)]
     all_u = np.concatenate([u for u, _ in pairs] + [te_u])
     all_i = np.concatenate([i for _, i in pairs] + [te_i])
-    both = pd.DataFrame({"user_id": all_u, "item_id": all_i})
-    sampler = NegativeSampler.from_ratings(both, n_items)
+    sampler = NegativeSampler._from_pairs(all_u, all_i, None, n_items)
     users = torch.from_numpy(te_u)
     neg = sampler.sample(users, n_neg, generator=generator, replace=False)
     return users, torch.cat([torch.from_numpy(te_i)[:, None], neg], dim=1)
@@ -541,10 +549,10 @@ class InstanceBatches:
         if kind == "pairwise" and self.n_neg == 0:
             raise ValueError("n_neg must be at least 1 for pairs (a positive against a negative)")
         self.generator = torch_generator(generator)
-        rows = len(u) * (1 + self.n_neg) if kind == "pointwise" else len(u)
-        # checks batch_size, drop_last and device once, here
-        self._shape = Batches(torch.empty(rows, 0), batch_size=batch_size, shuffle=False,
-                              drop_last=drop_last, device=device)
+        self.rows = len(u) * (1 + self.n_neg) if kind == "pointwise" else len(u)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.drop_last = check_flag("drop_last", drop_last)
+        self.device = None if device is None else get_device(device)
 
     def draw(self) -> tuple[torch.Tensor, ...]:
         """One epoch's instances, unshuffled (what each pass batches)."""
@@ -552,15 +560,15 @@ class InstanceBatches:
         return draw(self._users, self._items, self.n_neg, self.sampler, self.generator)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        b = self._shape
-        yield from Batches(*self.draw(), batch_size=b.batch_size, generator=self.generator,
-                           drop_last=b.drop_last, device=b.device)
+        yield from Batches(*self.draw(), batch_size=self.batch_size, generator=self.generator,
+                           drop_last=self.drop_last, device=self.device)
 
     def __len__(self) -> int:
-        """Batches per pass."""
-        return len(self._shape)
+        """Batches per pass (the rule of :class:`~recs_course.data.Batches`)."""
+        if self.drop_last:
+            return self.rows // self.batch_size
+        return -(-self.rows // self.batch_size)
 
     def __repr__(self) -> str:
-        b = self._shape
-        return (f"InstanceBatches({self.kind}, n_neg={self.n_neg}, rows={b.n}, "
-                f"batch_size={b.batch_size}, batches={len(b)})")
+        return (f"InstanceBatches({self.kind}, n_neg={self.n_neg}, rows={self.rows}, "
+                f"batch_size={self.batch_size}, batches={len(self)})")
