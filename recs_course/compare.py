@@ -194,6 +194,9 @@ def _runs(name: str, value) -> list[tuple[str, Metrics]]:
     """``value`` as a list of (label, Metrics): one ``Metrics`` or a list/tuple of them."""
     if isinstance(value, Metrics):
         return [(name, value)]
+    runs = getattr(value, "metrics", None)  # a recs_course.recipes.Runs
+    if isinstance(runs, list) and isinstance(getattr(value, "label", None), str):
+        value = runs
     if not isinstance(value, (list, tuple)):
         raise ValueError(
             f"{name} must be a Metrics (what an evaluate_* function returns) or a list of them, "
@@ -298,7 +301,7 @@ def compare(
     metric: str,
     *,
     confidence: float = 0.95,
-    names: tuple[str, str] = ("A", "B"),
+    names: tuple[str, str] | None = None,
     higher_is_better: bool | None = None,
 ) -> Comparison:
     """Compare models A and B on ``metric``, user by user, over their training seeds.
@@ -309,11 +312,13 @@ def compare(
 
     Args:
         a: model A's evaluation: a :class:`~recs_course.metrics.Metrics`, or a list of them,
-            one per training seed, all on the same users.
+            one per training seed, all on the same users, or the
+            :class:`~recs_course.recipes.Runs` of a recipe.
         b: model B's, likewise, on the same users as A (its number of seeds may differ).
         metric: a per-user column of the ``Metrics``, e.g. ``"NDCG@10"``.
         confidence: the level of the interval, in ``(0, 1)``.
-        names: the names of A and B in the verdict and the printed line.
+        names: the names of A and B in the verdict and the printed line; ``None``: the
+            labels of two ``Runs``, else ``("A", "B")``.
         higher_is_better: whether a larger ``metric`` is better; ``None`` reads it from the
             name as ``fit`` does (``loss``, ``rmse``, ``mse``, ``mae``, ``error``: lower).
             ``difference`` is always A - B; only the verdict follows this.
@@ -330,6 +335,12 @@ def compare(
     """
     if not isinstance(metric, str):
         raise ValueError(f"metric must be a metric name such as 'NDCG@10', got {metric!r}")
+    if names is None:
+        labels = tuple(getattr(x, "label", None) for x in (a, b))
+        runs = all(isinstance(getattr(x, "metrics", None), list) for x in (a, b))
+        names = labels if runs and all(isinstance(n, str) for n in labels) else ("A", "B")
+        if names[0] == names[1]:
+            names = (f"{names[0]} (A)", f"{names[1]} (B)")
     confidence = check_number("confidence", confidence)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), e.g. 0.95 for 95%; got {confidence!r}")

@@ -126,8 +126,14 @@ def _per_user_errors(users: Tensor, pred: Tensor, ratings: Tensor) -> pd.DataFra
     n = torch.zeros(len(uniq), dtype=torch.float64).index_add_(0, inv, torch.ones_like(err))
     sq = torch.zeros_like(n).index_add_(0, inv, err * err)
     ab = torch.zeros_like(n).index_add_(0, inv, err.abs())
-    return pd.DataFrame({"user": uniq.numpy(), "n_ratings": n.numpy().astype(np.int64),
-                         "RMSE": (sq / n).sqrt().numpy(), "MAE": (ab / n).numpy()})
+    return pd.DataFrame(
+        {
+            "user": uniq.numpy(),
+            "n_ratings": n.numpy().astype(np.int64),
+            "RMSE": (sq / n).sqrt().numpy(),
+            "MAE": (ab / n).numpy(),
+        }
+    )
 
 
 def _collect(chunks: list[dict[str, Tensor]], users: list[Tensor]) -> Metrics:

@@ -473,16 +473,20 @@ def ranking_candidates(
     """
     n_neg = _check_count(n_neg, "n_neg")
     frames = [exclude] if isinstance(exclude, pd.DataFrame) else exclude
-    if isinstance(frames, (str, bytes)) or not isinstance(frames, Sequence) or not all(
-        isinstance(f, pd.DataFrame) for f in frames
+    if (
+        isinstance(frames, (str, bytes))
+        or not isinstance(frames, Sequence)
+        or not all(isinstance(f, pd.DataFrame) for f in frames)
     ):
         raise ValueError(
             "exclude must be a ratings frame or a list of them (the pairs that are never a "
             f"negative, e.g. exclude=train), got {type(exclude).__name__}"
         )
     te_u, te_i = _encoded_pairs(test, n_items, "test")
-    pairs = [_encoded_pairs(f, n_items, "exclude" if len(frames) == 1 else f"exclude[{k}]")
-             for k, f in enumerate(frames)]
+    pairs = [
+        _encoded_pairs(f, n_items, "exclude" if len(frames) == 1 else f"exclude[{k}]")
+        for k, f in enumerate(frames)
+    ]
     all_u = np.concatenate([u for u, _ in pairs] + [te_u])
     all_i = np.concatenate([i for _, i in pairs] + [te_i])
     sampler = NegativeSampler._from_pairs(all_u, all_i, None, n_items)
@@ -538,8 +542,9 @@ class InstanceBatches:
         if kind not in ("pointwise", "pairwise"):
             raise ValueError(f"kind must be 'pointwise' or 'pairwise', got {kind!r}")
         self.kind = kind
-        self.n_neg = _check_count((4 if kind == "pointwise" else 1) if n_neg is None else n_neg,
-                                  "n_neg")
+        self.n_neg = _check_count(
+            (4 if kind == "pointwise" else 1) if n_neg is None else n_neg, "n_neg"
+        )
         self.ratings = ratings
         self.n_items = n_items
         # checked once: every pass reuses the indices and the sampler
@@ -560,8 +565,13 @@ class InstanceBatches:
         return draw(self._users, self._items, self.n_neg, self.sampler, self.generator)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        yield from Batches(*self.draw(), batch_size=self.batch_size, generator=self.generator,
-                           drop_last=self.drop_last, device=self.device)
+        yield from Batches(
+            *self.draw(),
+            batch_size=self.batch_size,
+            generator=self.generator,
+            drop_last=self.drop_last,
+            device=self.device,
+        )
 
     def __len__(self) -> int:
         """Batches per pass (the rule of :class:`~recs_course.data.Batches`)."""
@@ -570,5 +580,7 @@ class InstanceBatches:
         return -(-self.rows // self.batch_size)
 
     def __repr__(self) -> str:
-        return (f"InstanceBatches({self.kind}, n_neg={self.n_neg}, rows={self.rows}, "
-                f"batch_size={self.batch_size}, batches={len(self)})")
+        return (
+            f"InstanceBatches({self.kind}, n_neg={self.n_neg}, rows={self.rows}, "
+            f"batch_size={self.batch_size}, batches={len(self)})"
+        )
