@@ -97,6 +97,9 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_neumf_epoch
 	$(BIN)/python -m benchmarks.bench_scoring_pass
 	$(BIN)/python -m benchmarks.bench_sparse
+	$(BIN)/python -m benchmarks.tune
+	$(BIN)/python -m benchmarks.leaderboard
+	$(BIN)/python -m benchmarks.tie_rule
 	$(BIN)/python -m benchmarks.quality
 	# the peers (scikit-surprise, RecBole) in their own environments, then the side-by-side run
 	bash benchmarks/surprise_env.sh
