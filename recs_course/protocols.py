@@ -81,6 +81,10 @@ class Protocol:
         monitor: the validation metric early stopping and grids watch.
         higher_is_better: whether larger ``monitor`` values are better.
         seed: the seed the random parts were drawn with.
+        k: the cut-off of the ranking metrics (``None`` for explicit ratings).
+
+    A protocol holds plain data only (frames, tensors, sparse matrices), so it can be pickled
+    and sent to worker processes (:func:`recs_course.recipes.run` with ``workers``).
     """
 
     name: str
@@ -95,7 +99,10 @@ class Protocol:
     monitor: str
     higher_is_better: bool
     seed: int
-    _evaluate: dict[str, Callable[..., Metrics]] = field(default_factory=dict)
+    k: int | None = None
+    # what evaluate needs per part: tensors, candidate lists or CSR matrices (plain data, so
+    # that a protocol can be sent to another process)
+    _parts: dict[str, tuple] = field(default_factory=dict)
 
     @property
     def train_valid(self) -> pd.DataFrame:
@@ -126,7 +133,12 @@ class Protocol:
         """
         if part not in _PARTS:
             raise ValueError(f"part must be 'valid' or 'test', got {part!r}")
-        return self._evaluate[part](model, device=device)
+        data = self._parts[part]
+        if self.name == "explicit":
+            return evaluate_ratings(model, *data, device=device)
+        if self.name == "sampled":
+            return evaluate_sampled(model, *data, ks=(self.k,), device=device)
+        return evaluate_full(model, *data, ks=(self.k,), metrics=("recall", "ndcg"), device=device)
 
     def evaluator(
         self, part: str = "valid", *, device: Any = None
@@ -176,14 +188,6 @@ def explicit_ratings(
     train = encoder.transform(train)
     valid = encoder.transform(valid, unknown="drop")
     test = encoder.transform(test, unknown="drop")
-    valid_t, test_t = to_tensors(valid), to_tensors(test)
-
-    def rating_metrics(frame_tensors):
-        def run(model, *, device=None):
-            return evaluate_ratings(model, *frame_tensors, device=device)
-
-        return run
-
     return Protocol(
         name="explicit",
         description=(
@@ -200,7 +204,7 @@ def explicit_ratings(
         monitor="RMSE",
         higher_is_better=False,
         seed=seed,
-        _evaluate={"valid": rating_metrics(valid_t), "test": rating_metrics(test_t)},
+        _parts={"valid": to_tensors(valid), "test": to_tensors(test)},
     )
 
 
@@ -237,12 +241,6 @@ def sampled_ranking(
         test, encoder.n_items, n_neg, exclude=[train, valid], generator=seed + 1
     )
 
-    def sampled(users, cands):
-        def run(model, *, device=None):
-            return evaluate_sampled(model, users, cands, ks=(k,), device=device)
-
-        return run
-
     return Protocol(
         name="sampled",
         description=(
@@ -259,10 +257,8 @@ def sampled_ranking(
         monitor=f"NDCG@{k}",
         higher_is_better=True,
         seed=seed,
-        _evaluate={
-            "valid": sampled(valid_users, valid_cands),
-            "test": sampled(test_users, test_cands),
-        },
+        k=k,
+        _parts={"valid": (valid_users, valid_cands), "test": (test_users, test_cands)},
     )
 
 
@@ -302,14 +298,6 @@ def full_ranking(
     m_train, m_valid, m_test = matrix(train), matrix(valid), matrix(test)
     m_known = (m_train + m_valid).tocsr()
 
-    def full(known, target):
-        def run(model, *, device=None):
-            return evaluate_full(
-                model, known, target, ks=(k,), metrics=("recall", "ndcg"), device=device
-            )
-
-        return run
-
     return Protocol(
         name="full",
         description=(
@@ -327,7 +315,8 @@ def full_ranking(
         monitor=f"NDCG@{k}",
         higher_is_better=True,
         seed=seed,
-        _evaluate={"valid": full(m_train, m_valid), "test": full(m_known, m_test)},
+        k=k,
+        _parts={"valid": (m_train, m_valid), "test": (m_known, m_test)},
     )
 
 

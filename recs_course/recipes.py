@@ -34,8 +34,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import multiprocessing
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +50,7 @@ from .data import Batches, InstanceBatches, NegativeSampler, to_tensors
 from .metrics import Metrics
 from .protocols import Protocol
 from .training import History, fit, seed_everything
-from .utils import check_non_negative_int, check_positive_int
+from .utils import check_non_negative_int, check_positive_int, get_device
 
 __all__ = ["Recipe", "Trained", "Runs", "RECIPES", "train", "run", "tune"]
 
@@ -404,6 +407,31 @@ def train(
     return Trained(recipe, seed, model, history, time.perf_counter() - start)
 
 
+def _one_run(recipe, protocol, seed, part, epochs, device, threads):
+    """One seed of :func:`run`: train, evaluate; what comes back is plain data."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    trained = train(recipe, protocol, seed, epochs=epochs, device=device)
+    metrics = protocol.evaluate(trained.model, part, device=device)
+    h = trained.history
+    return metrics, (None if h is None else (h.best_epoch or h.epochs)), trained.seconds
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _workers(workers: object, n_seeds: int, device: Any) -> int:
+    if workers is not None:
+        return check_positive_int("workers", workers)
+    if device is not None and get_device(device).type != "cpu":
+        return 1  # one accelerator: its runs go one after the other
+    return max(1, min(n_seeds, _cpu_count()))
+
+
 def run(
     recipe: Recipe,
     protocol: Protocol,
@@ -412,21 +440,42 @@ def run(
     part: str = "test",
     epochs: int | None = None,
     device: Any = None,
-    progress: bool = False,
+    workers: int | None = None,
 ) -> Runs:
-    """Train ``recipe`` once per training seed and evaluate each model on ``part``."""
+    """Train ``recipe`` once per training seed and evaluate each model on ``part``.
+
+    The seeds are independent runs, so they run in ``workers`` processes at once (``None``: one
+    per seed, at most one per CPU core, and one at a time on an accelerator), each with
+    ``torch.get_num_threads() // workers`` threads (at least one). A run's result does not
+    depend on where it ran: the same seed gives the same model in a worker or here. Closed-form
+    models run here (they are quick). Workers are started with ``spawn``, which works in
+    notebooks and on every platform; each imports torch once (a second or two).
+    """
     seeds = [check_non_negative_int("seed", s) for s in seeds]
     if not seeds:
         raise ValueError("seeds is empty: give at least one training seed")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds repeat: {seeds} (a repeated seed repeats the same run)")
+    protocol = _check_protocol(recipe, protocol)
+    if part not in ("valid", "test"):
+        raise ValueError(f"part must be 'valid' or 'test', got {part!r}")
+    n = 1 if recipe.model in _CLOSED_FORM else _workers(workers, len(seeds), device)
+    if n == 1:
+        results = [_one_run(recipe, protocol, s, part, epochs, device, None) for s in seeds]
+    else:
+        threads = max(1, torch.get_num_threads() // n)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
+            futures = [
+                pool.submit(_one_run, recipe, protocol, s, part, epochs, device, threads)
+                for s in seeds
+            ]
+            results = [f.result() for f in futures]
     out = Runs(recipe, protocol.name, part, seeds, [])
-    for seed in seeds:
-        trained = train(recipe, protocol, seed, epochs=epochs, device=device, progress=progress)
-        out.metrics.append(protocol.evaluate(trained.model, part, device=device))
-        h = trained.history
-        out.epochs.append(None if h is None else (h.best_epoch or h.epochs))
-        out.seconds.append(trained.seconds)
+    for metrics, epochs_kept, seconds in results:
+        out.metrics.append(metrics)
+        out.epochs.append(epochs_kept)
+        out.seconds.append(seconds)
     return out
 
 

@@ -246,7 +246,7 @@ def test_decay_on_embeddings_only_leaves_biases_alone():
 
 def test_run_gives_one_metrics_per_seed_with_per_user_values(ratings):
     p = sampled_ranking(ratings, n_neg=20)
-    runs = run(RECIPES["sampled/GMF"].replace(epochs=2, patience=None), p, seeds=[0, 1])
+    runs = run(RECIPES["sampled/GMF"].replace(epochs=2, patience=None), p, seeds=[0, 1], workers=1)
     assert runs.seeds == [0, 1] and len(runs.metrics) == 2
     assert len(runs.metrics[0].per_user) == len(p.test)
     assert runs.metrics[0] != runs.metrics[1]  # another seed, another model
@@ -286,3 +286,19 @@ def test_compare_takes_runs_and_names_them(ratings):
     assert result.names == ("EASE", "Popularity")
     by_hand = compare(ease.metrics, pop.metrics, "NDCG@20", names=("EASE", "Popularity"))
     assert result == by_hand
+
+
+def test_run_in_worker_processes_equals_run_here(ratings):
+    """The seeds are independent: two spawned workers give exactly the serial results."""
+    import pickle
+
+    p = full_ranking(ratings)
+    assert pickle.loads(pickle.dumps(p)).evaluate  # a protocol is plain data
+    recipe = RECIPES["full/BPR-MF"].replace(epochs=3, patience=None, batch_size=512)
+    here = run(recipe, p, seeds=[0, 1], workers=1)
+    there = run(recipe, p, seeds=[0, 1], workers=2)
+    assert there.metrics == here.metrics and there.epochs == here.epochs
+    for a, b in zip(here.metrics, there.metrics, strict=True):
+        pd.testing.assert_frame_equal(a.per_user, b.per_user)
+    with pytest.raises(ValueError, match="workers"):
+        run(recipe, p, seeds=[0], workers=0)
