@@ -50,7 +50,7 @@ from .data import Batches, InstanceBatches, NegativeSampler, to_tensors
 from .metrics import Metrics
 from .protocols import Protocol
 from .training import History, fit, seed_everything
-from .utils import check_non_negative_int, check_positive_int, get_device
+from .utils import check_flag, check_non_negative_int, check_positive_int, get_device
 
 __all__ = ["Recipe", "Trained", "Runs", "RECIPES", "train", "run", "tune"]
 
@@ -221,7 +221,9 @@ class Runs:
     """Several training runs of one recipe on one protocol, each evaluated on one part.
 
     ``metrics`` holds one :class:`recs_course.metrics.Metrics` per seed (per-user values
-    inside): pass it to :func:`recs_course.compare.compare`.
+    inside): pass it (or the ``Runs`` itself) to :func:`recs_course.compare.compare`.
+    ``epochs`` (the epochs kept), ``seconds`` and ``histories`` (the training curves; ``None``
+    for closed-form models) have one entry per seed too, ``models`` with ``keep_models=True``.
     """
 
     recipe: Recipe
@@ -231,6 +233,8 @@ class Runs:
     metrics: list[Metrics]
     epochs: list[int | None] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    histories: list[History | None] = field(default_factory=list)
+    models: list[nn.Module] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -407,14 +411,19 @@ def train(
     return Trained(recipe, seed, model, history, time.perf_counter() - start)
 
 
-def _one_run(recipe, protocol, seed, part, epochs, device, threads):
-    """One seed of :func:`run`: train, evaluate; what comes back is plain data."""
+def _one_run(recipe, protocol, seed, part, epochs, device, threads, keep_model):
+    """One seed of :func:`run`: train, evaluate; what comes back is plain data (and the model,
+    on the CPU when it comes from a worker process, if asked for)."""
     if threads is not None:
         torch.set_num_threads(threads)
     trained = train(recipe, protocol, seed, epochs=epochs, device=device)
     metrics = protocol.evaluate(trained.model, part, device=device)
     h = trained.history
-    return metrics, (None if h is None else (h.best_epoch or h.epochs)), trained.seconds
+    model = None
+    if keep_model:
+        model = trained.model if threads is None else trained.model.cpu()
+    kept = None if h is None else (h.best_epoch or h.epochs)
+    return metrics, kept, trained.seconds, h, model
 
 
 def _cpu_count() -> int:
@@ -441,6 +450,7 @@ def run(
     epochs: int | None = None,
     device: Any = None,
     workers: int | None = None,
+    keep_models: bool = False,
 ) -> Runs:
     """Train ``recipe`` once per training seed and evaluate each model on ``part``.
 
@@ -450,7 +460,11 @@ def run(
     depend on where it ran: the same seed gives the same model in a worker or here. Closed-form
     models run here (they are quick). Workers are started with ``spawn``, which works in
     notebooks and on every platform; each imports torch once (a second or two).
+
+    ``keep_models=True`` keeps the trained models in ``Runs.models`` (one per seed; those
+    trained in a worker come back on the CPU), to evaluate them otherwise or build on them.
     """
+    keep_models = check_flag("keep_models", keep_models)
     seeds = [check_non_negative_int("seed", s) for s in seeds]
     if not seeds:
         raise ValueError("seeds is empty: give at least one training seed")
@@ -461,21 +475,28 @@ def run(
         raise ValueError(f"part must be 'valid' or 'test', got {part!r}")
     n = 1 if recipe.model in _CLOSED_FORM else _workers(workers, len(seeds), device)
     if n == 1:
-        results = [_one_run(recipe, protocol, s, part, epochs, device, None) for s in seeds]
+        results = [
+            _one_run(recipe, protocol, s, part, epochs, device, None, keep_models) for s in seeds
+        ]
     else:
         threads = max(1, torch.get_num_threads() // n)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
             futures = [
-                pool.submit(_one_run, recipe, protocol, s, part, epochs, device, threads)
+                pool.submit(
+                    _one_run, recipe, protocol, s, part, epochs, device, threads, keep_models
+                )
                 for s in seeds
             ]
             results = [f.result() for f in futures]
     out = Runs(recipe, protocol.name, part, seeds, [])
-    for metrics, epochs_kept, seconds in results:
+    for metrics, epochs_kept, seconds, history, model in results:
         out.metrics.append(metrics)
         out.epochs.append(epochs_kept)
         out.seconds.append(seconds)
+        out.histories.append(history)
+        if keep_models:
+            out.models.append(model)
     return out
 
 

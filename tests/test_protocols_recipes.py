@@ -295,9 +295,12 @@ def test_run_in_worker_processes_equals_run_here(ratings):
     p = full_ranking(ratings)
     assert pickle.loads(pickle.dumps(p)).evaluate  # a protocol is plain data
     recipe = RECIPES["full/BPR-MF"].replace(epochs=3, patience=None, batch_size=512)
-    here = run(recipe, p, seeds=[0, 1], workers=1)
-    there = run(recipe, p, seeds=[0, 1], workers=2)
+    here = run(recipe, p, seeds=[0, 1], workers=1, keep_models=True)
+    there = run(recipe, p, seeds=[0, 1], workers=2, keep_models=True)
     assert there.metrics == here.metrics and there.epochs == here.epochs
+    for a, b in zip(here.models, there.models, strict=True):
+        torch.testing.assert_close(a.state_dict(), b.state_dict(), rtol=0, atol=0)
+    assert run(recipe, p, seeds=[0], workers=1).models == []
     for a, b in zip(here.metrics, there.metrics, strict=True):
         pd.testing.assert_frame_equal(a.per_user, b.per_user)
     with pytest.raises(ValueError, match="workers"):
