@@ -39,6 +39,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -426,6 +427,28 @@ def _one_run(recipe, protocol, seed, part, epochs, device, threads, keep_model):
     return metrics, kept, trained.seconds, h, model
 
 
+_POOL: ProcessPoolExecutor | None = None
+_POOL_SIZE = 0
+
+
+def _pool(n: int) -> ProcessPoolExecutor:
+    """The worker processes of :func:`run`, started once and reused by later calls (a worker
+    imports torch once, not once per call)."""
+    global _POOL, _POOL_SIZE
+    if _POOL is None or _POOL_SIZE != n:
+        _shutdown_pool()
+        _POOL = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+        _POOL_SIZE = n
+    return _POOL
+
+
+def _shutdown_pool() -> None:
+    global _POOL, _POOL_SIZE
+    if _POOL is not None:
+        _POOL.shutdown(cancel_futures=True)
+    _POOL, _POOL_SIZE = None, 0
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -459,7 +482,8 @@ def run(
     ``torch.get_num_threads() // workers`` threads (at least one). A run's result does not
     depend on where it ran: the same seed gives the same model in a worker or here. Closed-form
     models run here (they are quick). Workers are started with ``spawn``, which works in
-    notebooks and on every platform; each imports torch once (a second or two).
+    notebooks and on every platform; they are started at the first call that needs them and
+    reused by later calls (each imports torch once, a second or two).
 
     ``keep_models=True`` keeps the trained models in ``Runs.models`` (one per seed; those
     trained in a worker come back on the CPU), to evaluate them otherwise or build on them.
@@ -480,8 +504,8 @@ def run(
         ]
     else:
         threads = max(1, torch.get_num_threads() // n)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
+        pool = _pool(n)
+        try:
             futures = [
                 pool.submit(
                     _one_run, recipe, protocol, s, part, epochs, device, threads, keep_models
@@ -489,6 +513,9 @@ def run(
                 for s in seeds
             ]
             results = [f.result() for f in futures]
+        except BrokenProcessPool:
+            _shutdown_pool()
+            raise
     out = Runs(recipe, protocol.name, part, seeds, [])
     for metrics, epochs_kept, seconds, history, model in results:
         out.metrics.append(metrics)
