@@ -89,7 +89,7 @@ def board(protocol, seeds: list[int]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argument_parser("benchmarks.leaderboard", __doc__)
+    parser = argument_parser("leaderboard", __doc__)
     parser.add_argument("--only", default="explicit,sampled,full")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=1)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     out.update(
         machine=machine_line(),
         threads=args.threads,
-        command=command_line("benchmarks.leaderboard", argv),
+        command=command_line("leaderboard", argv),
         data="ml-100k (full), protocol seed 0",
         training_seeds=seeds,
     )

@@ -68,7 +68,7 @@ def tied_users(ratings: pd.DataFrame) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argument_parser("benchmarks.tie_rule", __doc__)
+    parser = argument_parser("tie_rule", __doc__)
     parser.add_argument("--models", default="Popularity,GMF,NeuMF")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     out: dict = {
         "machine": machine_line(),
         "threads": args.threads,
-        "command": command_line("benchmarks.tie_rule", argv),
+        "command": command_line("tie_rule", argv),
         "data": "ml-100k (full)",
         "training_seeds": SEEDS,
         "ties": tied_users(ratings),

@@ -27,7 +27,7 @@ OUTPUT = RESULTS / "tuning.json"
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argument_parser("benchmarks.tune", __doc__)
+    parser = argument_parser("tune", __doc__)
     parser.add_argument("--only", default="", help="comma-separated recipe keys")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     out.update(
         machine=machine_line(),
         threads=args.threads,
-        command=command_line("benchmarks.tune", argv),
+        command=command_line("tune", argv),
         data="ml-100k (full)",
         training_seed=0,
     )
