@@ -38,8 +38,17 @@ Protocols
 
 ``--split-dir DIR`` (``ncf`` and ``temporal`` only) skips this script's own split and uses
 the one in ``DIR/{train,valid,test}.tsv`` (tab-separated, columns ``user_id``, ``item_id``,
-``rating``, ``timestamp``, raw MovieLens ids): ``benchmarks.peers`` writes it so that
-RecBole and the course package train and test on exactly the same rows.
+``rating``, ``timestamp``, raw MovieLens ids): ``benchmarks.peers`` and ``benchmarks.quality``
+write it so that RecBole and the course package train and test on exactly the same rows.
+
+``--models-json FILE`` replaces the protocol's models of ``recbole_settings.MODELS`` by those in
+``FILE`` (``{"name": ["RecBole class", {config overrides}], ...}``): ``benchmarks.quality``
+writes it from the course's recipes (``recbole_settings.from_recipe``). ``--scores-dir DIR``
+writes, for each model once trained (the best validation epoch's weights, as tested),
+``DIR/<name>.npz`` with ``scores`` (float32, users x items: every item scored for every user),
+``users`` and ``items`` (their raw ids, int64): the course evaluates them with its own protocol
+(candidates, masks, per-user metrics). NeuMF's scores are its logits (its sigmoid removed, which
+keeps the order and avoids float32 saturating at 1.0 into ties).
 
 Besides the wall-clock times, each model reports the process CPU times of its epochs
 (``train_cpu_s_per_epoch_mean``, ``valid_cpu_s_per_eval_mean``, ``test_eval_cpu_s``): with one
@@ -185,8 +194,46 @@ def model_keys(model_cls: str) -> list[str]:
     return list((yaml.safe_load(path.read_text()) or {}).keys()) if path.exists() else []
 
 
+def dump_scores(model, dataset, config, path: Path, users_per_batch: int = 128) -> None:
+    """Every item's score for every user, by raw ids, in ``path`` (``.npz``)."""
+    import numpy as np
+    import torch
+    from recbole.data.interaction import Interaction
+
+    uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
+    n_users, n_items = dataset.user_num, dataset.item_num  # index 0 is RecBole's padding
+    device = config["device"]
+    if isinstance(getattr(model, "sigmoid", None), torch.nn.Sigmoid):
+        model.sigmoid = torch.nn.Identity()  # logits: same order, no saturation at 1.0
+    model.eval()
+    rows = []
+    with torch.no_grad():
+        for start in range(1, n_users, users_per_batch):
+            users = torch.arange(start, min(start + users_per_batch, n_users), device=device)
+            try:
+                scores = model.full_sort_predict(Interaction({uid: users}).to(device))
+            except NotImplementedError:
+                items = torch.arange(n_items, device=device)
+                pairs = Interaction(
+                    {uid: users.repeat_interleave(n_items), iid: items.repeat(len(users))}
+                ).to(device)
+                scores = model.predict(pairs)
+            rows.append(scores.view(len(users), n_items)[:, 1:].float().cpu().numpy())
+    np.savez(
+        path,
+        scores=np.concatenate(rows),
+        users=dataset.field2id_token[uid][1:].astype(np.int64),
+        items=dataset.field2id_token[iid][1:].astype(np.int64),
+    )
+
+
 def run_model(
-    model_cls: str, dataset_name: str, config_dict: dict, threads: int, verbose: bool
+    model_cls: str,
+    dataset_name: str,
+    config_dict: dict,
+    threads: int,
+    verbose: bool,
+    scores: Path | None = None,
 ) -> dict:
     import torch
     from recbole.config import Config
@@ -212,6 +259,8 @@ def run_model(
         best_score, best_valid = trainer.fit(train_data, valid_data, verbose=verbose, saved=True)
     with Clock() as testing:
         test = trainer.evaluate(test_data, load_best_model=True)
+    if scores is not None:
+        dump_scores(trainer.model, dataset, config, scores)
 
     log = trainer.epoch_log
     scored = [e for e in log if "valid_score" in e]
@@ -343,6 +392,11 @@ def parse_args(argv=None):
         help="use the split in DIR/{train,valid,test}.tsv (ncf and temporal protocols)",
     )
     p.add_argument(
+        "--models-json",
+        help='models to run instead of recbole_settings.MODELS: {"name": ["Class", {config}]}',
+    )
+    p.add_argument("--scores-dir", help="write every model's scores of all items to DIR/<name>.npz")
+    p.add_argument(
         "--out", help="output JSON (default benchmarks/results/recbole_<protocol>[_<suffix>].json)"
     )
     p.add_argument("--suffix", help="appended to the default output name")
@@ -380,6 +434,11 @@ def main(argv=None) -> int:
     )
 
     available = MODELS[args.protocol]
+    if args.models_json:
+        available = {
+            name: (cls, overrides)
+            for name, (cls, overrides) in json.loads(Path(args.models_json).read_text()).items()
+        }
     names = args.models or list(available)
     unknown = [n for n in names if n not in available]
     if unknown:
@@ -388,6 +447,10 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else RESULTS / f"recbole_{args.protocol}{suffix}.json"
     out = out.resolve()
     extra = parse_set(args.set)
+    scores_dir = None
+    if args.scores_dir:  # resolved before the chdir below
+        scores_dir = Path(args.scores_dir).resolve()
+        scores_dir.mkdir(parents=True, exist_ok=True)
 
     report = {}
     if args.merge and out.exists():
@@ -409,8 +472,14 @@ def main(argv=None) -> int:
                 config_dict.update(extra)
                 print(f"[{args.protocol}] {name} ({model_cls}) ...", file=sys.stderr, flush=True)
                 dataset_name = "ml-100k" if args.protocol == "recbole" else DATASET
+                scores = None if scores_dir is None else scores_dir / f"{name}.npz"
                 result = run_model(
-                    model_cls, dataset_name, config_dict, args.threads, verbose=args.verbose
+                    model_cls,
+                    dataset_name,
+                    config_dict,
+                    args.threads,
+                    verbose=args.verbose,
+                    scores=scores,
                 )
                 for key in ("data_path", "checkpoint_dir"):
                     result["config_dict"][key] = "<tmpdir>" + (

@@ -107,3 +107,102 @@ NOTES = [
     "Test metrics are those of the checkpoint of the best validation epoch (RecBole's "
     "load_best_model); with --no-valid, of the last epoch.",
 ]
+
+
+# ------------------------------------------------------------------ the course's recipes
+# ``benchmarks.quality`` gives RecBole the course recipe's hyper-parameters where RecBole has
+# them: the recipe arrives as a plain dict (``recipe_fields`` there), and ``from_recipe`` says
+# which RecBole model and ``config_dict`` it becomes. Standard library only, like the rest.
+RECIPE_MODELS = {  # course model class (and loss) -> RecBole model class
+    "GMF": "NeuMF",  # NeuMF with mlp_train off: RecBole's GMF
+    "NeuMF": "NeuMF",
+    "MF": "BPR",  # a dot product of embeddings, trained with BPR pairs
+    "NGCF": "NGCF",
+    "LightGCN": "LightGCN",
+}
+
+
+def from_recipe(recipe: dict) -> tuple[str, dict, list[str]]:
+    """RecBole's (model class, config overrides, notes) for a course recipe.
+
+    ``recipe`` holds the :class:`recs_course.recipes.Recipe` fields (``model``, ``options`` as
+    a dict, ``loss``, ``optimizer``, ``lr``, ``weight_decay``, ``decay``, ``batch_size``,
+    ``n_neg``, ``epochs``, ``patience``, ``schedule``). Mapped: the sizes, dropouts and graph
+    regularisation, Adam's rate and weight decay (RecBole's ``weight_decay`` is Adam's, on
+    every parameter: the recipe's ``decay="all"``), the batch in rows (negatives included on
+    both sides), the negatives, the epochs and the patience (RecBole's ``stopping_step``,
+    evaluating every epoch as the course does). The notes say what is not the same.
+    """
+    model = recipe["model"]
+    if model not in RECIPE_MODELS:
+        raise ValueError(f"no RecBole counterpart for the course's {model}")
+    options = dict(recipe.get("options") or {})
+    if recipe.get("optimizer") != "adam":
+        raise ValueError(f"RecBole's learner here is Adam; the recipe uses {recipe['optimizer']}")
+    if recipe.get("schedule") or recipe.get("decay", "all") != "all":
+        raise ValueError("RecBole has no one-cycle schedule nor per-group weight decay")
+    notes = []
+    loss = recipe["loss"]
+    n_neg = recipe.get("n_neg", 1) if loss == "bce" else 1
+    config = {
+        "learner": "adam",
+        "learning_rate": recipe["lr"],
+        "weight_decay": recipe["weight_decay"],
+        "train_batch_size": recipe["batch_size"],
+        "train_neg_sample_args": {"distribution": "uniform", "sample_num": n_neg},
+        "epochs": recipe["epochs"],
+        "stopping_step": recipe["patience"] if recipe.get("patience") else recipe["epochs"],
+        "eval_step": 1,
+    }
+    cls = RECIPE_MODELS[model]
+    if model in ("GMF", "NeuMF"):
+        if loss != "bce":
+            raise ValueError("RecBole's NeuMF trains with binary cross-entropy only")
+        layers = list(options.get("layers", (64, 32, 16, 8)))
+        config.update(
+            mf_embedding_size=options.get("dim", 32),
+            mlp_embedding_size=layers[0] // 2,
+            mlp_hidden_size=layers[1:],
+            dropout_prob=options.get("dropout", 0.0),
+            mf_train=True,
+            mlp_train=model == "NeuMF",
+            use_pretrain=False,
+        )
+        notes.append(
+            "RecBole's NeuMF initialises its embeddings and layers N(0, 0.01) (the course: "
+            "its own init); RecBole's GMF is its NeuMF with the MLP half off."
+        )
+    elif model == "MF":
+        config.update(embedding_size=options.get("dim", 64))
+        if loss != "bpr":
+            notes.append(
+                f"the course's MF trains with {loss} ({recipe.get('n_neg', 1)} negatives a "
+                "positive) and biases; RecBole's BPR is a dot product trained with BPR pairs"
+            )
+            config["train_neg_sample_args"] = {"distribution": "uniform", "sample_num": 1}
+        if options.get("biases"):
+            notes.append("RecBole's BPR has no biases")
+        notes.append("RecBole's BPR initialises with Xavier normal (the course: N(0, init_std))")
+    elif model == "NGCF":
+        config.update(
+            embedding_size=options.get("dim", 64),
+            hidden_size_list=list(options.get("layer_dims", (64, 64, 64))),
+            node_dropout=options.get("node_dropout", 0.0),
+            message_dropout=options.get("message_dropout", 0.1),
+            reg_weight=options.get("reg", 1e-5),
+        )
+    else:  # LightGCN
+        config.update(
+            embedding_size=options.get("dim", 64),
+            n_layers=options.get("n_layers", 3),
+            reg_weight=options.get("reg", 1e-4),
+            # EmbLoss with require_pow: the squared norms / 2 / batch, the course's penalty
+            require_pow=True,
+        )
+    if model == "NGCF":
+        notes.append(
+            "NGCF's reg_weight: the course penalises the squared norms of the batch's ego "
+            "embeddings / 2 / batch, RecBole's NGCF the norms (not squared) of its propagated "
+            "embeddings / batch: the same weight, another penalty"
+        )
+    return cls, config, notes

@@ -4,11 +4,17 @@ Runs inside the separate environment made by ``benchmarks/surprise_env.sh``, fro
 repository root; ``benchmarks.peers`` calls it as a subprocess::
 
     .venv-surprise/bin/python -m benchmarks.surprise_run --ratings SPLIT.tsv --out OUT.json \
-        [--models SVD SVDpp] [--tasks split cv] [--epochs 20] [--threads 1]
+        [--models SVD SVDpp] [--tasks split cv] [--epochs 20] [--threads 1] \
+        [--seeds 0 1 2] [--params JSON] [--predictions DIR]
 
 ``SPLIT.tsv`` holds one rating per line with the columns ``user_id``, ``item_id``, ``rating``,
-``holdout`` (1: test row of the 80/20 split) and ``fold`` (0..K-1: the test fold of K-fold
-cross-validation), so surprise sees exactly the rows the course package sees. Each fit is timed
+``holdout`` (1: test row of the split, 0: training row; any other value: neither, a row left
+out) and ``fold`` (0..K-1: the test fold of K-fold cross-validation; needed by the ``cv`` task
+only), so surprise sees exactly the rows the course package sees. ``--seeds`` fits the split once
+per ``random_state`` (``split_runs`` in the JSON; ``split`` is the first seed's); ``--params``
+(JSON, ``{"SVD": {"n_factors": 64}}``) overrides surprise's defaults model by model;
+``--predictions DIR`` writes each split fit's predictions of the test rows, in file order, to
+``DIR/<model>_seed<seed>.npy`` (float64), for the course's evaluator. Each fit is timed
 (``fit_s``, and ``fit_s / n_epochs`` as the time per epoch: surprise's SGD epochs all cost the
 same) and so is ``algo.test`` on the held-out rows (``test_s``), in wall-clock and process CPU
 seconds (``*_cpu_s``). Predictions are surprise's
@@ -18,8 +24,10 @@ defaults: clipped to the rating scale, the global mean for unknown users or item
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
+from pathlib import Path
 
 from benchmarks.common import Clock, argument_parser, set_thread_env, write_json
 
@@ -32,8 +40,21 @@ def parse_args(argv=None):
     p.add_argument("--tasks", nargs="+", default=["split", "cv"], choices=["split", "cv"])
     p.add_argument("--epochs", type=int, default=20, help="SGD epochs (surprise's default 20)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", help="random_state of each split fit (--seed)")
+    p.add_argument("--params", default="{}", help='JSON overrides: {"SVD": {"n_factors": 64}}')
+    p.add_argument("--predictions", help="directory for the test predictions of the split fits")
     p.add_argument("--threads", type=int, default=1)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        args.params = json.loads(args.params)
+    except ValueError as exc:
+        p.error(f"--params is not JSON: {exc}")
+    if not isinstance(args.params, dict) or not all(
+        k in ("SVD", "SVDpp") and isinstance(v, dict) for k, v in args.params.items()
+    ):
+        p.error("--params maps SVD / SVDpp to a dict of their keyword arguments")
+    args.seeds = args.seeds or [args.seed]
+    return args
 
 
 def main(argv=None) -> int:
@@ -45,7 +66,10 @@ def main(argv=None) -> int:
     from surprise import SVD, Dataset, Reader, SVDpp, accuracy
 
     df = pd.read_csv(args.ratings, sep="\t")
-    missing = {"user_id", "item_id", "rating", "holdout", "fold"} - set(df.columns)
+    needed = {"user_id", "item_id", "rating", "holdout"} | (
+        {"fold"} if "cv" in args.tasks else set()
+    )
+    missing = needed - set(df.columns)
     if missing:
         raise SystemExit(f"{args.ratings} lacks the columns {sorted(missing)}")
     reader = Reader(rating_scale=(float(df["rating"].min()), float(df["rating"].max())))
@@ -54,9 +78,11 @@ def main(argv=None) -> int:
         "SVD": {"n_factors": 100, "n_epochs": args.epochs, "lr_all": 0.005, "reg_all": 0.02},
         "SVDpp": {"n_factors": 20, "n_epochs": args.epochs, "lr_all": 0.007, "reg_all": 0.02},
     }
+    for name, extra in args.params.items():
+        params[name] = {**params[name], **extra}
     classes = {"SVD": SVD, "SVDpp": SVDpp}
 
-    def run(name: str, train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    def run(name: str, train: pd.DataFrame, test: pd.DataFrame, seed: int, save=None) -> dict:
         trainset = Dataset.load_from_df(
             train[["user_id", "item_id", "rating"]], reader
         ).build_full_trainset()
@@ -68,13 +94,16 @@ def main(argv=None) -> int:
                 strict=True,
             )
         )
-        algo = classes[name](random_state=args.seed, **params[name])
+        algo = classes[name](random_state=seed, **params[name])
         with Clock() as fit_clock:
             algo.fit(trainset)
         with Clock() as test_clock:
             predictions = algo.test(testset)
         epochs = params[name]["n_epochs"]
+        if save is not None:
+            np.save(save, np.array([p.est for p in predictions], dtype=np.float64))
         return {
+            "seed": seed,
             "RMSE": float(accuracy.rmse(predictions, verbose=False)),
             "MAE": float(accuracy.mae(predictions, verbose=False)),
             "fit_s": round(fit_clock.wall, 4),
@@ -89,13 +118,22 @@ def main(argv=None) -> int:
     for name in args.models:
         out: dict = {"params": params[name]}
         if "split" in args.tasks:
-            print(f"[surprise] {name} 80/20 ...", file=sys.stderr, flush=True)
-            out["split"] = run(name, df[df["holdout"] == 0], df[df["holdout"] == 1])
+            runs = []
+            for seed in args.seeds:
+                print(f"[surprise] {name} split, seed {seed} ...", file=sys.stderr, flush=True)
+                save = None
+                if args.predictions:
+                    Path(args.predictions).mkdir(parents=True, exist_ok=True)
+                    save = Path(args.predictions) / f"{name}_seed{seed}.npy"
+                runs.append(run(name, df[df["holdout"] == 0], df[df["holdout"] == 1], seed, save))
+            out["split"] = runs[0]
+            if len(args.seeds) > 1:
+                out["split_runs"] = runs
         if "cv" in args.tasks:
             folds = []
             for k in sorted(df["fold"].unique()):
                 print(f"[surprise] {name} fold {k} ...", file=sys.stderr, flush=True)
-                folds.append(run(name, df[df["fold"] != k], df[df["fold"] == k]))
+                folds.append(run(name, df[df["fold"] != k], df[df["fold"] == k], args.seeds[0]))
             rmses = np.array([f["RMSE"] for f in folds])
             out["cv"] = {
                 "RMSE_mean": float(rmses.mean()),
@@ -112,7 +150,8 @@ def main(argv=None) -> int:
             "python": platform.python_version(),
         },
         "threads": args.threads,
-        "seed": args.seed,
+        "seed": args.seeds[0],
+        "seeds": args.seeds,
         "models": results,
     }
     write_json(args.out, report, indent=1)

@@ -14,9 +14,10 @@ Sections (``--only``, comma-separated):
 ``explicit``  RMSE on the full ml-100k, one 80/20 random split and 5-fold cross-validation (the
               same rows for every library): the course's MF with biases, EmbeddingMLP and
               item-based AutoRec against surprise's SVD and SVD++ (``benchmarks.surprise_run``).
-              MF and AutoRec follow the course's default recipes, ``MF_PARAMS`` and
-              ``AUTOREC_PARAMS`` of ``benchmarks/quality.py`` (AutoRec's epoch count picked on
-              10 % of each training part, then the model refitted on all of it).
+              MF and AutoRec follow the course's recipes, ``RECIPES["explicit/MF with biases"]``
+              and ``RECIPES["explicit/AutoRec"]`` of ``recs_course.recipes``, trained by
+              ``recipes.train`` with 10 % of each training part as their validation part
+              (AutoRec then refitted on all of it).
 ``ranking``   Implicit feedback (every rating a positive). RecBole's NCF protocol: leave-one-out
               by time (latest rating -> test, second latest -> validation), the held-out item
               ranked among 100 sampled negatives, HR@10 / NDCG@10, for Pop, BPR-MF, GMF, MLP
@@ -42,9 +43,8 @@ wall time on an idle machine and are much less disturbed by other processes on a
 
 Writes ``benchmarks/results/peers.json`` (merged: a run of some sections keeps the others'
 earlier results, each section with its own command and date), ``peers.md`` (the tables) and
-``peers_speed.png`` / ``peers_scaling.png``. ``peers.md`` also shows the course's tuned ranking
-results from ``benchmarks/results/quality.json`` (written by ``python -m benchmarks.quality``)
-beside the same-settings rows.
+``peers_speed.png`` / ``peers_scaling.png``. The course's own recipes against the peers, on the
+evaluation spine with paired intervals, are ``python -m benchmarks.quality``'s (``quality.md``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ course's models against surprise's SVD and SVD++ (``benchmarks.surprise_run``) o
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +13,23 @@ import torch
 
 from benchmarks.common import Clock
 from benchmarks.peers.shared import SURPRISE_PY, EpochTimer, log, need, run_peer
-from benchmarks.quality import AUTOREC_PARAMS, MF_PARAMS, autorec_and_optimizer, mf_and_optimizer
 from recs_course.data import Batches, IdEncoder, random_split, to_tensors
 from recs_course.evaluation import evaluate_ratings
 from recs_course.models import EmbeddingMLP
+from recs_course.protocols import Protocol
+from recs_course.recipes import RECIPES
+from recs_course.recipes import train as train_recipe
 from recs_course.training import fit, seed_everything
 
-# MF with biases and item AutoRec: the course's defaults, the very dicts benchmarks/quality.py
-# trains with (MF: AdamW, weight decay on the embeddings only, one-cycle schedule, fixed epochs;
-# AutoRec: Adam with an L2 penalty, epochs picked on a validation part of the training data
-# with early stopping, then refitted on all of it). The embedding MLP has no quality.py recipe:
-# AdamW with decoupled weight decay and a one-cycle schedule (fastai's recipe for collaborative
-# filtering), its weight decay and epochs picked on a 10 % validation part of the 80 % training
-# set, seed 1. The test set never chooses anything.
+# MF with biases and item AutoRec: the course's recipes, RECIPES["explicit/MF with biases"] and
+# RECIPES["explicit/AutoRec"], trained by recs_course.recipes.train on each training part as on
+# the explicit protocol: 10 % of it (drawn with seed + 1) is the validation part the recipe
+# watches (MF keeps its best epoch; AutoRec stops early, then is refitted on the whole part).
+# The embedding MLP has no recipe: AdamW with decoupled weight decay and a one-cycle schedule
+# (fastai's recipe for collaborative filtering), seed 0. The test set never chooses anything.
+RECIPE_MODELS = {"MF (biases)": "explicit/MF with biases", "AutoRec (item)": "explicit/AutoRec"}
 EXPLICIT = {
-    "MF (biases)": {"recipe": "benchmarks/quality.py MF_PARAMS", **MF_PARAMS},
+    "MF (biases)": {"recipe": "recs_course.recipes.RECIPES['explicit/MF with biases']"},
     "EmbeddingMLP": {
         "model": lambda u, i: EmbeddingMLP(
             u, i, dim=50, hidden=(100,), dropout=0.1, embed_dropout=0.0, y_range=(0.5, 5.5)
@@ -37,9 +40,9 @@ EXPLICIT = {
         "batch_size": 256,
         "one_cycle": True,
     },
-    "AutoRec (item)": {"recipe": "benchmarks/quality.py AUTOREC_PARAMS", **AUTOREC_PARAMS},
+    "AutoRec (item)": {"recipe": "recs_course.recipes.RECIPES['explicit/AutoRec']"},
 }
-AUTOREC_VALID = 0.1  # as quality.explicit_split: 10 % of the training part picks the epochs
+VALID = 0.1  # as recs_course.protocols.explicit_ratings: 10 % of a training part validates
 
 NOTES = [
     "surprise clips its predictions to [1, 5]; the course's MF passes its score "
@@ -48,82 +51,130 @@ NOTES = [
     "the global mean; the course's MF and MLP predict from untrained embeddings (near "
     "the biases' starting point), AutoRec the mean training rating.",
     "surprise's SVD: 100 factors, SVD++: 20 factors (their defaults), 20 SGD epochs.",
-    "MF with biases and AutoRec: benchmarks/quality.py's MF_PARAMS / AUTOREC_PARAMS. "
-    "quality.py's MF keeps 10 % of its training ratings aside for a validation curve; "
-    "here MF trains on all of them (its epochs are fixed). AutoRec's epochs are picked "
-    "on 10 % of each training part (early stopping), then it is refitted on all of it.",
+    "MF with biases and AutoRec: the course's recipes (recs_course.recipes.RECIPES), trained "
+    "by recipes.train with 10 % of each training part as the validation part they watch (MF "
+    "keeps its best epoch and trains on the other 90 %; AutoRec stops early, then is refitted "
+    "on the whole part). surprise and the embedding MLP train on the whole part.",
 ]
 
 
-def fit_explicit(name: str, cfg: dict, train: pd.DataFrame, enc, epochs: int, valid=None):
-    """Build ``name`` and train it on ``train`` for ``epochs`` epochs, or, with ``valid``, for
-    at most ``epochs`` with early stopping on its RMSE. Returns ``(model, history, timer)``."""
+class _EpochClock:
+    """A validation evaluator that also times the epochs around it: an epoch's training runs
+    from the end of the previous evaluation (or :meth:`start`) to this one's call."""
+
+    def __init__(self, evaluate):
+        self.evaluate_fn = evaluate
+        self.train, self.eval = [], []
+        self.start()
+
+    def start(self) -> None:
+        self._mark = (time.perf_counter(), time.process_time())
+
+    def __call__(self, model, *, device=None):
+        wall, cpu = self._mark
+        self.train.append((time.perf_counter() - wall, time.process_time() - cpu))
+        with Clock() as c:
+            out = self.evaluate_fn(model, device=device)
+        self.eval.append((c.wall, c.cpu))
+        self.start()
+        return out
+
+    def summary(self) -> dict:
+        def mean(pairs, k):
+            return float(np.mean([p[k] for p in pairs])) if pairs else None
+
+        return {
+            "train_s_per_epoch": mean(self.train, 0),
+            "train_cpu_s_per_epoch": mean(self.train, 1),
+            "valid_s_per_eval": mean(self.eval, 0),
+            "valid_cpu_s_per_eval": mean(self.eval, 1),
+        }
+
+
+def part_protocol(train: pd.DataFrame, test: pd.DataFrame, enc, seed: int):
+    """A training part and its test part as an explicit protocol for ``recipes.train``:
+    ``VALID`` of the part (drawn with ``seed + 1``) validates; ids are ``enc``'s (fitted on
+    every rating, so no test row is dropped). Returns the protocol and its validation clock."""
+    fit_part, valid = random_split(train, test_size=VALID, seed=seed + 1)
+
+    def rating_metrics(frame):
+        tensors = to_tensors(frame)
+        return lambda model, *, device=None: evaluate_ratings(model, *tensors, device=device)
+
+    clock = _EpochClock(rating_metrics(valid))
+    protocol = Protocol(
+        name="explicit",
+        description=f"a training part of {len(train)} ratings, {VALID:.0%} of it validation",
+        train=fit_part.reset_index(drop=True),
+        valid=valid.reset_index(drop=True),
+        test=test.reset_index(drop=True),
+        n_users=enc.n_users,
+        n_items=enc.n_items,
+        encoder=enc,
+        metrics=("RMSE", "MAE"),
+        monitor="RMSE",
+        higher_is_better=False,
+        seed=seed,
+        _evaluate={"valid": clock, "test": rating_metrics(test)},
+    )
+    return protocol, clock
+
+
+def fit_mlp(cfg: dict, train: pd.DataFrame, enc, epochs: int):
+    """The embedding MLP trained on ``train`` for ``epochs`` epochs: ``(model, timer)``."""
     g = seed_everything(0)
-    n_users, n_items = enc.n_users, enc.n_items
-    if name == "AutoRec (item)":  # as quality.run_autorec
-        model, optimizer = autorec_and_optimizer(train, n_users, n_items, cfg)
-        loss, data, one_cycle = "masked_mse", (torch.arange(model.n_rows),), False
-    elif name == "MF (biases)":  # as quality.run_mf
-        model, optimizer = mf_and_optimizer(n_users, n_items, cfg)
-        loss, data, one_cycle = "mse", to_tensors(train), True
-    else:
-        model = cfg["model"](n_users, n_items)
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
-        )
-        loss, data, one_cycle = "mse", to_tensors(train), cfg["one_cycle"]
-    batches = Batches(*data, batch_size=cfg["batch_size"], generator=g)
-    scheduler = (
-        torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg["lr"], total_steps=epochs * len(batches)
-        )
-        if one_cycle
-        else None
+    model = cfg["model"](enc.n_users, enc.n_items)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
     )
-    timer = EpochTimer(
-        batches, None if valid is None else lambda m: evaluate_ratings(m, *to_tensors(valid))
+    batches = Batches(*to_tensors(train), batch_size=cfg["batch_size"], generator=g)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg["lr"], total_steps=epochs * len(batches)
     )
-    history = fit(
+    timer = EpochTimer(batches, None)
+    fit(
         model,
         timer,
-        loss,
+        "mse",
         optimizer,
         epochs=epochs,
         scheduler=scheduler,
         evaluate=timer.evaluate,
-        monitor=None if valid is None else "RMSE",
-        patience=None if valid is None else cfg["patience"],
         progress=False,
     )
-    return model, history, timer
+    return model, timer
 
 
 def train_explicit(name, cfg, train: pd.DataFrame, test: pd.DataFrame, enc, epochs_cap, seed):
     """Train ``name`` on ``train`` with its recipe, then predict ``test``."""
     out = {}
-    if "max_epochs" in cfg:  # AutoRec: quality.py's epoch selection, then a refit on all of train
-        part, valid = random_split(train, test_size=AUTOREC_VALID, seed=seed + 1)
-        cap = cfg["max_epochs"] if epochs_cap is None else min(cfg["max_epochs"], epochs_cap)
-        with Clock() as sel:
-            _, history, _ = fit_explicit(name, cfg, part, enc, cap, valid=valid)
-        epochs = history.best_epoch
+    if name in RECIPE_MODELS:
+        recipe = RECIPES[RECIPE_MODELS[name]]
+        protocol, clock = part_protocol(train, test, enc, seed)
+        epochs = recipe.epochs if epochs_cap is None else min(recipe.epochs, epochs_cap)
+        clock.start()
+        trained = train_recipe(recipe, protocol, seed=0, epochs=epochs)
+        model, history = trained.model, trained.history
+        timing = clock.summary()
+        epochs = history.best_epoch or history.epochs
         out["selection"] = {
-            "train": len(part),
-            "valid": len(valid),
+            "train": len(protocol.train),
+            "valid": len(protocol.valid),
             "epochs_run": history.epochs,
-            "best_epoch": epochs,
-            "valid_RMSE": history.best["RMSE"],
-            "s": sel.wall,
-            "cpu_s": sel.cpu,
+            "best_epoch": history.best_epoch,
+            "valid_RMSE": history.best["RMSE"] if history.best else None,
+            "refit": recipe.refit,
+            "s": trained.seconds,
         }
     else:
         epochs = cfg["epochs"] if epochs_cap is None else min(cfg["epochs"], epochs_cap)
-    model, _, timer = fit_explicit(name, cfg, train, enc, epochs)
+        model, timer = fit_mlp(cfg, train, enc, epochs)
+        timing = timer.summary()
     with Clock() as c:
         metrics = evaluate_ratings(model, *to_tensors(test))
     return {
         **metrics,
-        **timer.summary(),
+        **timing,
         "epochs": epochs,
         "test_s": c.wall,
         "test_cpu_s": c.cpu,
@@ -185,6 +236,8 @@ def run_explicit(args, ratings: pd.DataFrame, tmp: Path, epochs_cap=None, cv=Tru
                 "folds": folds,
             }
         result["params"] = {k: v for k, v in cfg.items() if k != "model"}
+        if name in RECIPE_MODELS:
+            result["params"].update(RECIPES[RECIPE_MODELS[name]].summary())
         course[name] = result
     return {
         "data": {

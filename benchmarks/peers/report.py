@@ -11,9 +11,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import DataRow, TableFormat
 
-from benchmarks.common import RESULTS, ratio
-
-QUALITY_JSON = RESULTS / "quality.json"
+from benchmarks.common import ratio
 
 # GitHub's pipe table without padding: "| a | b |", "|---|---|", "| 1 | 2 |".
 _ROW = DataRow("| ", " | ", " |")
@@ -55,119 +53,38 @@ def stamp(section: dict) -> str:
     return f"_Measured {section['created']} with `{section['command']}`._"
 
 
-# quality.py's protocol and model names for the ranking tables' protocols and model names
-QUALITY_RANKING = {
-    "ncf": ("neumf", {"Pop": "Pop", "GMF": "GMF", "MLP": "MLP", "NeuMF": "NeuMF"}),
-    "temporal": ("graph", {"BPR": "BPR-MF", "NGCF": "NGCF", "LightGCN": "LightGCN"}),
-}
 RANKING_TABLES = (
     ("ncf", "Implicit, NCF protocol (leave-one-out, 100 sampled negatives)", ["HR@10", "NDCG@10"]),
     ("temporal", "Implicit, full ranking (per-user chronological split)", ["recall@20", "NDCG@20"]),
 )
 
 
-def load_quality(path: Path = QUALITY_JSON) -> dict:
-    """``quality.json``'s results by protocol, or ``{}`` when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text()).get("results", {})
-    except (OSError, ValueError):
-        return {}
+QUALITY_POINTER = (
+    "The course's own recipes (`recs_course.recipes.RECIPES`) against these peers, on the "
+    "evaluation spine's protocols with paired intervals over users and training seeds, are in "
+    "`quality.md` (`python -m benchmarks.quality`)."
+)
 
 
-def quality_settings(protocol: str, params: dict, model: str) -> str:
-    """A few words on the hyper-parameters quality.py trained ``model`` with."""
-
-    def lr(x):
-        return f"lr {x:.0e}".replace("e-0", "e-")
-
-    if protocol == "ncf":
-        if model == "Pop":
-            return "no training"
-        if model == "NeuMF":
-            return f"pre-trained GMF + MLP, {lr(params['neumf_lr'])}"
-        tower = "-".join(map(str, params["layers"]))
-        size = f"tower {tower}" if model == "MLP" else f"dim {params['dim']}"
-        return f"{size}, {lr(params['lr'])}, patience {params['patience']}"
-    q = params[{"BPR-MF": "bpr", "NGCF": "ngcf", "LightGCN": "lightgcn"}[model]]
-    extra = f"reg {q['reg']:.0e}" if "reg" in q else f"init std {q['init_std']:g}"
-    return f"{lr(q['lr'])}, {extra.replace('e-0', 'e-')}"
-
-
-def course_defaults(protocol: str, block: dict, metric_keys: list[str], quality: dict) -> list:
-    """The course's tuned results (quality.json) beside this protocol's same-settings rows."""
-    key, names = QUALITY_RANKING[protocol]
-    res = quality.get(key)
-    if not res:
-        return []
-    rows = []
-    for name, q_name in names.items():
-        q = res["models"].get(q_name)
-        if q is None:
-            continue
-        c = block["course"].get(name, {}).get("test", {})
-        p = block["recbole"]["models"].get(name, {}).get("test", {})
-        epochs = f"{q['best_epoch']}/{q['epochs_run']}" if "best_epoch" in q else "1/1"
-        rows.append(
-            [q_name]
-            + [v for k in metric_keys for v in (q["test"].get(k), c.get(k), p.get(k))]
-            + [epochs, quality_settings(protocol, res["params"], q_name)]
-        )
-    header = ["model"]
-    for k in metric_keys:
-        header += [f"{k} course defaults", "same settings: course", "RecBole"]
-    header += ["best/run epochs", "course defaults"]
-    why = (
-        "The same-settings rows above give both libraries RecBole's hyper-parameters (Adam, "
-        "lr 1e-3, RecBole's epochs and early stopping) to compare the implementations; the "
-        "course-defaults rows are the course's tuned recipes, the ones the chapters use."
-    )
-    if protocol == "ncf":
-        why += " Same split; the 100 sampled negatives are drawn with another seed."
-    else:
-        why += (
-            " Same split; the course defaults rank on the validation set every 5 epochs and stop"
-            " after 4 such evaluations without improvement."
-        )
-    command = res.get("command", "benchmarks/quality.py")
-    return [
-        "### Course defaults (benchmarks/quality.py)",
-        "",
-        f"From `benchmarks/results/quality.json` (`{command}`).",
-        "",
-        table(header, rows),
-        "",
-        why,
-        "",
-    ]
-
-
-def explicit_recipes(ex: dict, quality: dict) -> str:
-    """One line on the explicit section's recipes, with quality.json's figures next to them."""
+def explicit_recipes(ex: dict) -> str:
+    """One line on the recipes the explicit section's MF and AutoRec were trained with."""
     course = ex["course"]
-    if "recipe" not in course.get("MF (biases)", {}).get("params", {}):
+    mf = course.get("MF (biases)", {}).get("params", {}).get("recipe")
+    a = course.get("AutoRec (item)", {})
+    if not mf or "recipe" not in a.get("params", {}):
         return ""
-    a = course["AutoRec (item)"]
     fold_epochs = [f["epochs"] for f in a.get("cv", {}).get("folds", [])]
     text = (
-        "MF with biases and AutoRec use the course's default recipes, `MF_PARAMS` and "
-        "`AUTOREC_PARAMS` of `benchmarks/quality.py` (AutoRec: epochs picked by early stopping "
-        f"on 10 % of each training part, {a['split']['epochs']} on the 80/20 split"
+        f"MF with biases and AutoRec: `{mf}` and `{a['params']['recipe']}` (AutoRec: epochs "
+        f"picked by early stopping on 10 % of each training part, {a['split']['epochs']} on the "
+        "80/20 split"
     )
     if fold_epochs:
         text += ", " + ", ".join(map(str, fold_epochs)) + " on the folds"
-    text += ", then a refit on the whole training part)."
-    if "mf" in quality and "autorec" in quality:
-        text += (
-            f" `quality.json` has MF {quality['mf']['test']['RMSE']:.4f} and AutoRec "
-            f"{quality['autorec']['test']['RMSE']:.4f} on the same 80/20 split: its MF trains "
-            "on 90 % of the training ratings (the rest is its validation curve), and it leaves "
-            f"out the {quality['mf']['n_test_dropped_unknown']} test ratings whose user or item "
-            "has no training rating, which are predicted here."
-        )
-    return text
+    return text + ", then a refit on the whole training part). " + QUALITY_POINTER
 
 
-def explicit_part(ex: dict, quality: dict) -> list[str]:
+def explicit_part(ex: dict) -> list[str]:
     rows = []
     for library, models in (("course", ex["course"]), ("surprise", ex["surprise"])):
         for name, r in models.items():
@@ -188,11 +105,11 @@ def explicit_part(ex: dict, quality: dict) -> list[str]:
         f"test {data['test']} ratings.",
         "",
     ]
-    recipes = explicit_recipes(ex, quality)
+    recipes = explicit_recipes(ex)
     return out + ([recipes, ""] if recipes else [])
 
 
-def ranking_part(rk: dict, quality: dict) -> list[str]:
+def ranking_part(rk: dict) -> list[str]:
     out = []
     for protocol, title, metric_keys in RANKING_TABLES:
         if protocol not in rk:
@@ -215,7 +132,12 @@ def ranking_part(rk: dict, quality: dict) -> list[str]:
         header += ["best/run epochs course", "RecBole", "train s/epoch course", "RecBole"]
         header += ["eval s course", "RecBole"]
         out += [table(header, rows), ""]
-        out += course_defaults(protocol, b, metric_keys, quality)
+    if out:
+        out += [
+            "Both libraries get RecBole's settings here (Adam, lr 1e-3, RecBole's epochs and "
+            "early stopping), to compare the implementations. " + QUALITY_POINTER,
+            "",
+        ]
     return out
 
 
@@ -294,9 +216,8 @@ def scaling_part(sc: dict) -> list[str]:
     ]
 
 
-def markdown(report: dict, quality: dict | None = None) -> str:
-    """``peers.md`` for ``report`` (``peers.json``); ``quality``: quality.json's results."""
-    quality = load_quality() if quality is None else quality
+def markdown(report: dict) -> str:
+    """``peers.md`` for ``report`` (``peers.json``)."""
     m = report.get("machine", {})
     out = [
         "# Peer benchmarks: recs_course vs scikit-surprise and RecBole",
@@ -307,9 +228,9 @@ def markdown(report: dict, quality: dict | None = None) -> str:
         "",
     ]
     if report.get("explicit"):
-        out += explicit_part(report["explicit"], quality)
+        out += explicit_part(report["explicit"])
     if report.get("ranking"):
-        out += ranking_part(report["ranking"], quality)
+        out += ranking_part(report["ranking"])
     if report.get("speed"):
         out += speed_part(report["speed"])
     if report.get("scaling"):
