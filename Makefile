@@ -100,10 +100,10 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.tune
 	$(BIN)/python -m benchmarks.leaderboard
 	$(BIN)/python -m benchmarks.tie_rule
-	$(BIN)/python -m benchmarks.quality
-	# the peers (scikit-surprise, RecBole) in their own environments, then the side-by-side run
+	# the peers (scikit-surprise, RecBole) in their own environments, then the side-by-side runs
 	bash benchmarks/surprise_env.sh
 	bash benchmarks/recbole_env.sh
+	$(BIN)/python -m benchmarks.quality
 	$(BIN)/python -m benchmarks.peers
 
 # The declared dependency ranges, tested: a fresh venv per environment with the pinned CPU torch,
