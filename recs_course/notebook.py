@@ -23,11 +23,22 @@ from typing import Any
 
 from .utils import check_flag, env_flag
 
-__all__ = ["QUICK_ENV", "RECORD_PREFIX", "quick_mode", "setup", "record", "read_records"]
+__all__ = [
+    "QUICK_ENV",
+    "RECORD_PREFIX",
+    "RESULTS_URL",
+    "benchmark_result",
+    "quick_mode",
+    "read_records",
+    "record",
+    "setup",
+]
 
 QUICK_ENV = "RECS_COURSE_QUICK"
 # The mime prefix myst_nb.glue uses for values it stores without showing them.
 RECORD_PREFIX = "application/papermill.record/"
+# Where a reader without the repository (Colab) finds the recorded benchmark results.
+RESULTS_URL = "https://raw.githubusercontent.com/recs-course/recs-course/main/benchmarks/results/"
 
 
 def quick_mode() -> bool:
@@ -160,3 +171,68 @@ def read_records(notebook: Any) -> dict[str, Any]:
                 except (ValueError, SyntaxError):
                     records[meta["name"]] = text
     return records
+
+
+def _results_dirs(start: Path) -> list[Path]:
+    """``benchmarks/results`` in ``start`` and its parents, then beside the package's folder."""
+    start = start.resolve()
+    dirs = [d / "benchmarks" / "results" for d in (start, *start.parents)]
+    dirs.append(Path(__file__).resolve().parents[1] / "benchmarks" / "results")
+    return dirs
+
+
+def benchmark_result(name: str, *, start: str | Path | None = None, url: str | None = RESULTS_URL):
+    """The parsed JSON of a recorded benchmark result, ``benchmarks/results/<name>``.
+
+    Chapters quote peer libraries' figures from these files (with the command and the machine
+    they record) rather than typing numbers. The file is looked for in ``benchmarks/results`` of
+    ``start`` (default: the working directory) and its parents, then beside the installed
+    package (a clone of the repository); where neither has it (Colab, a pip install), it is
+    fetched from ``url`` + ``name``, the repository's copy.
+
+    Args:
+        name: a file name such as ``"quality.json"`` (no folders).
+        start: the folder to search from (default: the working directory).
+        url: the base URL to fetch from when no local copy exists; ``None`` never fetches.
+
+    Raises:
+        ValueError: ``name`` is not a plain ``.json`` file name, or the file is not valid JSON.
+        FileNotFoundError: no local copy, and fetching is off or failed (the message says why).
+    """
+    if (
+        not isinstance(name, str)
+        or not name.endswith(".json")
+        or Path(name).name != name
+        or name.startswith(".")
+    ):
+        raise ValueError(
+            f"name must be a file name in benchmarks/results such as 'quality.json', got {name!r}"
+        )
+    where = Path.cwd() if start is None else Path(start)
+    for folder in _results_dirs(where):
+        path = folder / name
+        if path.is_file():
+            text, source = path.read_text(encoding="utf-8"), str(path)
+            break
+    else:
+        if url is None:
+            raise FileNotFoundError(
+                f"no benchmarks/results/{name} in {where} or its parents: run the chapter from "
+                "a clone of the repository, or pass url= to fetch the recorded copy"
+            )
+        import urllib.error
+        import urllib.request
+
+        source = url + name
+        try:
+            with urllib.request.urlopen(source, timeout=30) as response:
+                text = response.read().decode("utf-8")
+        except (urllib.error.URLError, OSError) as exc:
+            raise FileNotFoundError(
+                f"no benchmarks/results/{name} in {where} or its parents, and fetching {source} "
+                f"failed ({exc}): run the chapter from a clone of the repository"
+            ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source} is not valid JSON ({exc}): restore it from the repository") from None

@@ -112,3 +112,43 @@ def test_read_records_falls_back_to_text(tmp_path):
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps({"cells": [cell, {"cell_type": "markdown", "source": ""}]}))
     assert rn.read_records(path) == {"hr": 0.65}
+
+
+def test_benchmark_result_finds_the_local_copy_from_a_subfolder(tmp_path):
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "peer.json").write_text('{"rmse": 0.91}')
+    sub = tmp_path / "book"
+    sub.mkdir()
+    assert rn.benchmark_result("peer.json", start=sub, url=None) == {"rmse": 0.91}
+
+
+def test_benchmark_result_reads_the_repository_copy():
+    # The chapters run from book/ or a temporary folder; the clone's own results are found.
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "quality.json"
+    got = rn.benchmark_result("quality.json", start="/", url=None)
+    assert got == json.loads(repo.read_text())
+
+
+def test_benchmark_result_rejects_paths_and_corrupt_files(tmp_path, monkeypatch):
+    for bad in ("../secret.json", "results/quality.json", "quality.csv", ".hidden.json", 3):
+        with pytest.raises(ValueError, match="file name"):
+            rn.benchmark_result(bad, start=tmp_path, url=None)
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "broken.json").write_text('{"rmse": 0.9')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        rn.benchmark_result("broken.json", start=tmp_path, url=None)
+
+
+def test_benchmark_result_says_what_to_do_when_missing(tmp_path, monkeypatch):
+    # Not in the working copy, not beside the package, no fetching: a clear error.
+    monkeypatch.setattr(rn, "_results_dirs", lambda start: [tmp_path / "none"])
+    with pytest.raises(FileNotFoundError, match="clone of the repository"):
+        rn.benchmark_result("missing.json", start=tmp_path, url=None)
+    # Fetching from an unreachable address fails with the same advice.
+    with pytest.raises(FileNotFoundError, match="fetching"):
+        rn.benchmark_result("missing.json", start=tmp_path, url="http://127.0.0.1:9/")
