@@ -1,8 +1,8 @@
 """Companion package of the course "Neural recommender systems in PyTorch".
 
 Importing the package is fast and has no side effects: the submodules (``data``, ``models``,
-``losses``, ``metrics``, ``evaluation``, ``compare``, ``training``, ``schedules``, ``plots``,
-``utils``, ``notebook``) are imported on first use, so ``import recs_course`` does not even
+``losses``, ``metrics``, ``evaluation``, ``compare``, ``training``, ``protocols``, ``recipes``,
+``schedules``, ``plots``, ``diagrams``, ``utils``, ``notebook``) are imported on first use, so ``import recs_course`` does not even
 import torch.
 """
 
@@ -21,8 +21,11 @@ _SUBMODULES = (
     "evaluation",
     "compare",
     "training",
+    "protocols",
+    "recipes",
     "schedules",
     "plots",
+    "diagrams",
     "utils",
     "notebook",
 )
@@ -46,12 +49,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import (  # noqa: F401
         compare,
         data,
+        diagrams,
         evaluation,
         losses,
         metrics,
         models,
         notebook,
         plots,
+        protocols,
+        recipes,
         schedules,
         training,
         utils,
