@@ -4,9 +4,10 @@ Runs against the quick build (``make book-quick``: every chapter executed on shr
 run by ``make browser``. For every page of ``_toc.yml`` it checks that the page loads without
 script errors and without fetching anything from outside the book, that every image is present
 and decoded and has alt text, that the math is typeset by MathJax (served by the book itself),
-that chapter pages link "Open in Colab" to their paired ``.ipynb`` and hide their install cell
-and exercise solutions, and that no page shows an error, a traceback, a warning or a progress
-bar. A full-page screenshot of each page is saved to ``_build/screenshots/``.
+that chapter pages link "Open in Colab" to their paired ``.ipynb``, hide their install cell
+and exercise solutions, draw every figure their ``tests/chapters/<chapter>.json`` lists (with alt
+text and a caption) and show no code cell that only tests (those are collapsed), and that no
+page shows an error, a traceback, a warning or a progress bar. A full-page screenshot of each page is saved to ``_build/screenshots/``.
 
 Environment: ``RECS_COURSE_BOOK_HTML`` (the built HTML, default ``_build/quick/_build/html``),
 ``RECS_COURSE_SCREENSHOTS`` (default ``_build/screenshots``), ``CHROMIUM`` (default
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import re
 import threading
@@ -42,6 +44,8 @@ BAD_OUTPUT = re.compile(
     r"Traceback \(most recent call last\)|\b\w*(Warning|Error):|\d+%\|[^\n]*\|\s*\d+/\d+"
 )
 
+# Code that tests rather than teaches (the static twin is tests/test_book_cells.py).
+CHECK_CODE = re.compile(r"\bassert\b|assert_close|np\.testing|\brecord\(|\bQUICK\b")
 
 PAGES = toc_pages()
 
@@ -193,6 +197,30 @@ def test_page_renders(page, site, page_file):
             body = solutions.nth(i).locator("section, .cell").first
             assert not body.is_visible(), f"{page_file}: solution {i + 1} is not hidden"
         assert page.locator("article .exercise").count() >= 1, f"{page_file}: no exercise"
+        # Every figure the chapter promises is drawn, described and captioned.
+        expect = json.loads((ROOT / "tests/chapters" / f"{Path(page_file).name}.json").read_text())
+        for name in expect.get("figures", []):
+            figure = page.locator(f"article figure#{name}")
+            assert figure.count() == 1, f"{page_file}: figure {name} is missing"
+            img = figure.locator("img")
+            assert img.count() == 1, f"{page_file}: figure {name} has no image"
+            assert (img.get_attribute("alt") or "").strip(), f"{page_file}: {name} has no alt text"
+            assert figure.locator("figcaption").count() == 1, f"{page_file}: {name} no caption"
+        # The checks run but stay out of the way: no visible code tests, outside solutions.
+        shown = page.evaluate(
+            "() => Array.from(document.querySelectorAll('article .cell .cell_input'))"
+            ".filter(e => !e.closest('.solution, .tag_parameters') && e.offsetParent !== null)"
+            ".map(e => e.innerText)"
+        )
+        tests_shown = [t.splitlines()[0] for t in shown if CHECK_CODE.search(t)]
+        assert not tests_shown, f"{page_file}: visible cells that test: {tests_shown}"
+        hidden = page.locator("article .cell.tag_hide-cell")
+        assert hidden.count() >= 1, f"{page_file}: no collapsed check cell"
+        for i in range(hidden.count()):
+            body = hidden.nth(i).locator(".cell_input")
+            assert body.count() == 0 or not body.first.is_visible(), (
+                f"{page_file}: collapsed cell {i + 1} is open"
+            )
     if page_file.endswith("references"):
         n_refs = len(re.findall(r"^@\w+\{", (ROOT / "book/references.bib").read_text(), re.M))
         shown = page.locator("article .citation, article dl.citation > dt").count()
