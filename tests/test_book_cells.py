@@ -39,10 +39,10 @@ def _cells(md: Path):
     in_solution = False
     for cell in jupytext.read(md).cells:
         if cell.cell_type == "markdown":
-            if "{solution-start}" in cell.source:
-                in_solution = True
-            if "{solution-end}" in cell.source:
-                in_solution = False
+            # one markdown cell may close a solution, set the next exercise and open its solution
+            start, end = cell.source.rfind("{solution-start}"), cell.source.rfind("{solution-end}")
+            if start >= 0 or end >= 0:
+                in_solution = start > end
         yield cell, in_solution
 
 
