@@ -683,14 +683,14 @@ def draw_propagation(
             )
             ax.text(x, y, name, ha="center", va="center", fontsize=SMALL, color=text, zorder=4)
         hops = "start" if k == 0 else f"{k} layer" + ("s" if k > 1 else "")
-        ax.set_title(f"k = {k}  ({hops})", fontsize=FONT, color=DARK)
+        ax.set_title(f"l = {k}  ({hops})", fontsize=FONT, color=DARK)
         ax.text(0.0, -span / 2 - 0.85, "users", ha="center", fontsize=SMALL, color=GREY)
         ax.text(1.0, -span / 2 - 0.85, "items", ha="center", fontsize=SMALL, color=GREY)
         ax.set_xlim(-0.6, 1.6)
         ax.set_ylim(-span / 2 - 1.2, span / 2 + 0.6)
         ax.set_axis_off()
     handles = [
-        Line2D([], [], ls="", marker="o", ms=10, mfc=ORANGE, mec=DARK, label="reached at hop k"),
+        Line2D([], [], ls="", marker="o", ms=10, mfc=ORANGE, mec=DARK, label="reached at hop l"),
         Line2D([], [], ls="", marker="o", ms=10, mfc=BLUE, mec=DARK, label="reached earlier"),
         Line2D([], [], ls="", marker="o", ms=10, mfc="white", mec="#9e9e9e", label="not reached"),
         Line2D(
@@ -732,8 +732,8 @@ def draw_propagation(
 
 def draw_masked_autoencoder(*, figsize: tuple[float, float] = (10, 4.0)) -> Figure:
     """I-AutoRec on one item: the item's rating vector ``r_i`` (one entry per user, some
-    missing ``?``) -> encoder ``g(V r_i + mu)`` -> code (``d`` units) -> decoder
-    ``f(W . + b)`` -> the reconstruction ``h(r_i)``. The loss compares the observed entries
+    missing ``?``) -> encoder ``g(V r_i + v_0)`` -> code (``d`` units) -> decoder
+    ``f(W . + w_0)`` -> the reconstruction ``h(r_i)``. The loss compares the observed entries
     only; the missing ones (grey) are not in the loss, and their reconstructions are the
     predictions.
     """
@@ -771,7 +771,7 @@ def draw_masked_autoencoder(*, figsize: tuple[float, float] = (10, 4.0)) -> Figu
 
     trapezoid(15.0, 33.0, n * ch, 3 * ch, LIGHT_BLUE)
     _text(ax, 24.0, mid + 2.0, "encoder", size=SMALL)
-    _text(ax, 24.0, mid - 1.8, r"$g(V r_i + \mu)$", size=FONT)
+    _text(ax, 24.0, mid - 1.8, r"$g(V r_i + v_0)$", size=FONT)
     _arrow(ax, (rx + cw + 0.4, mid), (15.0, mid))
 
     kx = 35.5  # the code
@@ -782,7 +782,7 @@ def draw_masked_autoencoder(*, figsize: tuple[float, float] = (10, 4.0)) -> Figu
 
     trapezoid(41.5, 59.5, 3 * ch, n * ch, LIGHT_ORANGE)
     _text(ax, 50.5, mid + 2.0, "decoder", size=SMALL)
-    _text(ax, 50.5, mid - 1.8, r"$f(W \cdot + b)$", size=FONT)
+    _text(ax, 50.5, mid - 1.8, r"$f(W \cdot + w_0)$", size=FONT)
     _arrow(ax, (59.5 + 0.2, mid), (62.5, mid))
 
     hx = 63.0
