@@ -10,6 +10,9 @@ scores lets a loss call what it needs: ``model(users, items)`` for pointwise los
 - ``"bpr"``: batch ``(users, pos, neg)``, ``-logsigmoid(s_pos - s_neg)``;
 - ``"masked_mse"``: batch ``(rows,)``, ``model.masked_loss(rows)`` (AutoRec).
 
+:class:`PartialCreditBPR` (built with item metadata, so not a name of :func:`get_loss`) is BPR
+in which a negative sharing metadata with its positive (a genre) is penalised less.
+
 Regularisation, one rule: every loss over (user, item) pairs adds the model's penalty of the
 rows its batch touches, ``model.regularization(users, *items)`` (``(users, items)`` for MSE
 and BCE, ``(users, pos, neg)`` for BPR), when the model has that method. Recommenders return 0
@@ -31,7 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LossFn", "mse_loss", "bce_loss", "bpr_loss", "masked_mse_loss", "get_loss", "LOSSES"]
+__all__ = [
+    "LossFn",
+    "mse_loss",
+    "bce_loss",
+    "bpr_loss",
+    "PartialCreditBPR",
+    "masked_mse_loss",
+    "get_loss",
+    "LOSSES",
+]
 
 LossFn = Callable[[nn.Module, Sequence[Tensor]], Tensor]
 """The type of a loss: ``(model, batch) -> scalar tensor``."""
@@ -162,6 +174,46 @@ def bce_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
     return _regularized(loss, model, users, items)
 
 
+def _pair_differences(
+    model: nn.Module, batch: Sequence[Tensor], name: str
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(users, pos, neg, s_pos - s_neg)`` of a BPR batch, the difference shaped like ``neg``
+    (``(B,)``, or ``(B, K)``: each positive against each of its ``K`` negatives)."""
+    users, pos, neg = _unpack(batch, 3, name, "users, positive items, negative items")
+    if hasattr(model, "pair_scores"):
+        pos_scores, neg_scores = model.pair_scores(users, pos, neg)
+    elif isinstance(neg, Tensor) and neg.dim() == 2 and isinstance(users, Tensor):
+        if neg.shape[0] != users.shape[0]:
+            raise ValueError(
+                f"{name}: neg must have shape (B,) or (B, K) with B = {users.shape[0]} (one row "
+                f"of negatives per user), got {tuple(neg.shape)}"
+            )
+        pos_scores = model(users, pos)
+        flat_users = users.unsqueeze(-1).expand_as(neg).reshape(-1)
+        neg_scores = model(flat_users, neg.reshape(-1)).reshape(neg.shape)
+    else:
+        pos_scores, neg_scores = model(users, pos), model(users, neg)
+    pos_scores, neg_scores = _full(pos_scores), _full(neg_scores)
+    if pos_scores.shape != users.shape:
+        raise ValueError(
+            f"{name}: scores have shape {tuple(pos_scores.shape)} for {tuple(users.shape)} "
+            "users; the model must return one score per (user, item) pair, shape (B,)"
+        )
+    if neg_scores.dim() == 2:
+        # (B, K) negatives: each positive against each of its K negatives, explicitly
+        # broadcast (never a silent (B,) - (B, 1) -> (B, B) broadcast).
+        if neg_scores.shape[0] != pos_scores.shape[0]:
+            raise ValueError(
+                f"{name}: negative scores have shape {tuple(neg_scores.shape)} for "
+                f"{pos_scores.shape[0]} positives: neg must be (B,) or (B, K)"
+            )
+        diff = pos_scores.unsqueeze(1) - neg_scores
+    else:
+        _check_same_shape(pos_scores, neg_scores, name, "negative scores")
+        diff = pos_scores - neg_scores
+    return users, pos, neg, diff
+
+
 def bpr_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
     """Bayesian personalised ranking: a user's positive item should outscore a negative one.
 
@@ -180,39 +232,162 @@ def bpr_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
     Returns:
         ``mean(-logsigmoid(pos_scores - neg_scores)) + model.regularization(users, pos, neg)``.
     """
-    users, pos, neg = _unpack(batch, 3, "bpr_loss", "users, positive items, negative items")
-    if hasattr(model, "pair_scores"):
-        pos_scores, neg_scores = model.pair_scores(users, pos, neg)
-    elif isinstance(neg, Tensor) and neg.dim() == 2 and isinstance(users, Tensor):
-        if neg.shape[0] != users.shape[0]:
-            raise ValueError(
-                f"bpr_loss: neg must have shape (B,) or (B, K) with B = {users.shape[0]} (one row "
-                f"of negatives per user), got {tuple(neg.shape)}"
-            )
-        pos_scores = model(users, pos)
-        flat_users = users.unsqueeze(-1).expand_as(neg).reshape(-1)
-        neg_scores = model(flat_users, neg.reshape(-1)).reshape(neg.shape)
-    else:
-        pos_scores, neg_scores = model(users, pos), model(users, neg)
-    pos_scores, neg_scores = _full(pos_scores), _full(neg_scores)
-    if pos_scores.shape != users.shape:
-        raise ValueError(
-            f"bpr_loss: scores have shape {tuple(pos_scores.shape)} for {tuple(users.shape)} "
-            "users; the model must return one score per (user, item) pair, shape (B,)"
-        )
-    if neg_scores.dim() == 2:
-        # (B, K) negatives: each positive against each of its K negatives, explicitly
-        # broadcast (never a silent (B,) - (B, 1) -> (B, B) broadcast).
-        if neg_scores.shape[0] != pos_scores.shape[0]:
-            raise ValueError(
-                f"bpr_loss: negative scores have shape {tuple(neg_scores.shape)} for "
-                f"{pos_scores.shape[0]} positives: neg must be (B,) or (B, K)"
-            )
-        diff = pos_scores.unsqueeze(1) - neg_scores
-    else:
-        _check_same_shape(pos_scores, neg_scores, "bpr_loss", "negative scores")
-        diff = pos_scores - neg_scores
+    users, pos, neg, diff = _pair_differences(model, batch, "bpr_loss")
     return _regularized(-F.logsigmoid(diff).mean(), model, users, pos, neg)
+
+
+class PartialCreditBPR:
+    """BPR in which a negative that shares metadata with its positive is penalised less.
+
+    The "partial credit" of Collie's losses (the tutorial's chapter 9 source): a sampled
+    negative of the same genre as the positive is a milder mistake than one of another genre.
+    For a positive ``i`` and a negative ``j`` the *credit* is
+    ``c(i, j) = sum_k weights[k] * match_k(i, j)`` in ``[0, 1]`` (``match_k`` is 1 when items
+    ``i`` and ``j`` share field ``k``: equal labels, or a common ``True`` column of a multi-hot
+    row), and with ``d = s_ui - s_uj``:
+
+    - ``mode="weight"`` (default): the BPR term is scaled down,
+      ``(1 - c) * -logsigmoid(d)``; a full match (``c = 1``) is no mistake at all;
+    - ``mode="target"``: the term is the cross-entropy of ``sigmoid(d)`` against the target
+      ``t = 1 - c`` (Collie's "ideal difference"), ``-(t logsigmoid(d) + (1 - t)
+      logsigmoid(-d))``: minimal where ``sigmoid(d) = t``, so a same-genre negative is asked
+      to score close to the positive rather than far below it.
+
+    Without a match (``c = 0``) both are BPR's ``-logsigmoid(d)``. The ``B`` (or ``B x K``)
+    terms are averaged (weights do not renormalise the mean) and the model's
+    ``regularization(users, pos, neg)`` is added, as :func:`bpr_loss` does.
+
+    Args:
+        metadata: per item, ``(I,)`` integer labels (a match is equal labels; a negative label,
+            e.g. ``FeatureBags.labels``' ``-1`` for unknown, never matches) or an ``(I, G)``
+            bool multi-hot matrix (a match is at least one common column, e.g.
+            ``FeatureBags.multi_hot("genres")``); or a dict ``{name: such a tensor}``.
+        weight: the credit of a match, in ``[0, 1]``: a number for one tensor, a dict
+            ``{name: weight}`` (same keys) for a dict, the weights summing to at most 1. The
+            tutorial's setting: first genre, ``0.4``.
+        mode: ``"weight"`` or ``"target"`` (above).
+
+    Use it as a loss: ``fit(model, InstanceBatches(train, n_items, "pairwise", ...),
+    PartialCreditBPR(bags.multi_hot("genres"), 0.4), optimizer, epochs)``.
+    """
+
+    MODES = ("weight", "target")
+
+    def __init__(
+        self,
+        metadata: Tensor | dict[str, Tensor],
+        weight: float | dict[str, float] = 0.4,
+        *,
+        mode: str = "weight",
+    ) -> None:
+        from .utils import check_number
+
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+        if isinstance(metadata, dict):
+            if not isinstance(weight, dict) or set(weight) != set(metadata):
+                raise ValueError(
+                    "with a dict of metadata, weight must be a dict with the same keys "
+                    f"({sorted(map(str, metadata))}), got {weight!r}"
+                )
+            fields = {str(k): (metadata[k], weight[k]) for k in metadata}
+        else:
+            if isinstance(weight, dict):
+                raise ValueError("weight must be a number for one metadata tensor, got a dict")
+            fields = {"metadata": (metadata, weight)}
+        if not fields:
+            raise ValueError("metadata must hold at least one field")
+        self.fields: dict[str, tuple[Tensor, float]] = {}
+        n_items = None
+        for name, (table, w) in fields.items():
+            label = "metadata" if name == "metadata" else f"metadata[{name!r}]"
+            w = check_number(f"weight of {label}", w, low=0.0)
+            table = self._check_table(label, table)
+            if n_items is not None and table.shape[0] != n_items:
+                raise ValueError(
+                    f"{label} has {table.shape[0]} rows, the other metadata {n_items}: one row "
+                    "per item everywhere"
+                )
+            n_items = table.shape[0]
+            self.fields[name] = (table, w)
+        total = sum(w for _, w in self.fields.values())
+        if total > 1.0 + 1e-12:
+            raise ValueError(
+                f"the weights sum to {total:g}: the credit of a negative that matches on every "
+                "field must stay at most 1 (a full match is no mistake; more would reward it)"
+            )
+        self.n_items = int(n_items)
+        self._on: dict[torch.device, list[tuple[Tensor, float]]] = {}
+
+    @staticmethod
+    def _check_table(label: str, table: object) -> Tensor:
+        if not isinstance(table, Tensor):
+            raise ValueError(
+                f"{label} must be a tensor: (I,) integer labels or an (I, G) bool multi-hot "
+                f"matrix, got {type(table).__name__}"
+            )
+        if table.dim() == 1 and not table.dtype.is_floating_point and table.dtype != torch.bool:
+            if table.dtype.is_complex:
+                raise ValueError(f"{label} must hold integer labels, got {table.dtype}")
+            return table.detach().to("cpu", torch.int64)
+        if table.dim() == 2 and table.dtype == torch.bool:
+            return table.detach().to("cpu")
+        raise ValueError(
+            f"{label} must be (I,) integer labels or an (I, G) bool multi-hot matrix, got "
+            f"{table.dtype} of shape {tuple(table.shape)} (a float one-hot matrix: use "
+            ".bool(); labels: .long())"
+        )
+
+    def _tables(self, device: torch.device) -> list[tuple[Tensor, float]]:
+        if device not in self._on:
+            self._on[device] = [(t.to(device), w) for t, w in self.fields.values()]
+        return self._on[device]
+
+    def credit(self, pos: Tensor, neg: Tensor) -> Tensor:
+        """``c(pos, neg)`` in ``[0, 1]``, shaped like ``neg`` (``(B,)`` or ``(B, K)``; ``pos``
+        is ``(B,)``): the summed weights of the fields on which the two items match."""
+        from .models.base import check_indices
+
+        what = f"the metadata's {self.n_items} rows"
+        pos = check_indices("pos", pos, self.n_items, what=what)
+        neg = check_indices("neg", neg, self.n_items, ndim=(1, 2), what=what)
+        if neg.shape[0] != pos.shape[0]:
+            raise ValueError(
+                f"neg must have shape (B,) or (B, K) with B = {pos.shape[0]}, got "
+                f"{tuple(neg.shape)}"
+            )
+        p = pos if neg.dim() == 1 else pos.unsqueeze(1).expand_as(neg)
+        credit = torch.zeros(neg.shape, device=neg.device)
+        for table, w in self._tables(neg.device):
+            if table.dim() == 1:
+                a, b = table[p], table[neg]
+                match = (a == b) & (a >= 0)
+            else:
+                match = (table[p] & table[neg]).any(dim=-1)
+            credit = credit + w * match
+        return credit
+
+    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Tensor:
+        name = "PartialCreditBPR"
+        users, pos, neg, diff = _pair_differences(model, batch, name)
+        n_items = getattr(model, "n_items", None)
+        if n_items is not None and n_items != self.n_items:
+            raise ValueError(
+                f"{name}: the metadata has {self.n_items} rows but the model {n_items} items: "
+                "one row per item, in the model's item order"
+            )
+        credit = self.credit(pos, neg).to(diff.dtype)
+        if self.mode == "weight":
+            terms = (1.0 - credit) * -F.logsigmoid(diff)
+        else:
+            target = 1.0 - credit
+            terms = -(target * F.logsigmoid(diff) + (1.0 - target) * F.logsigmoid(-diff))
+        return _regularized(terms.mean(), model, users, pos, neg)
+
+    def __repr__(self) -> str:
+        weights = ", ".join(f"{k}: {w:g}" for k, (_, w) in self.fields.items())
+        return f"PartialCreditBPR({weights}; mode={self.mode!r})"
 
 
 def masked_mse_loss(model: nn.Module, batch: Sequence[Tensor]) -> Tensor:

@@ -61,6 +61,7 @@ __all__ = [
     "seed_everything",
     "save_checkpoint",
     "load_checkpoint",
+    "read_checkpoint",
 ]
 
 TrainData = Iterable[Sequence[Tensor]] | Callable[[int], Iterable[Sequence[Tensor]]]
@@ -1134,46 +1135,10 @@ def _optimizer_states(
     return stored
 
 
-def load_checkpoint(
-    path: str | os.PathLike[str],
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer] | None = None,
-    map_location: str | torch.device = "cpu",
-    strict: bool = True,
-) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and ``optimizer``).
-
-    The file is read with ``torch.load(weights_only=True)``, which rebuilds tensors and plain
-    data but refuses to unpickle arbitrary objects: loading a checkpoint cannot run code.
-    Everything is checked before the model is changed: a file that is empty, truncated, not a
-    torch file or not a checkpoint, or whose weights do not fit the model (other entries, other
-    shapes), raises ``ValueError`` naming the file and the problem; a missing file raises
-    ``FileNotFoundError``.
-
-    Args:
-        path: the checkpoint file.
-        model: receives the stored weights (``load_state_dict(strict=strict)``); tensors are
-            copied onto the model's own device whatever ``map_location`` is.
-        optimizer: receives the stored optimiser state, if given; a list of optimisers
-            receives the list that ``save_checkpoint`` wrote for one (same length, same order;
-            one optimiser for a list, or a list for one, is a ``ValueError``).
-        map_location: where the stored tensors are loaded first (the CPU by default): a device
-            as :func:`recs_course.utils.get_device` reads it (checked before the file is read:
-            ``"gpu"`` or an unavailable CUDA is a ``ValueError`` naming ``map_location``), or
-            torch's dict or callable forms.
-        strict: refuse entries that the model lacks or that the file lacks (shapes are checked
-            either way).
-
-    Returns:
-        The extra entries stored with the weights (everything but ``"model"`` and
-        ``"optimizer"``).
-    """
-    if not isinstance(model, nn.Module):
-        raise ValueError(
-            f"model must be the torch module to load the weights into, got {type(model).__name__}"
-        )
-    strict = check_flag("strict", strict)
-    optimizers = () if optimizer is None else _as_optimizers(optimizer)
+def _read_checkpoint(path: str | os.PathLike[str], map_location: object) -> dict[str, Any]:
+    """The dict a :func:`save_checkpoint` file holds, read with ``weights_only=True``; every
+    problem with the file (missing, empty, unreadable, not a checkpoint) is the error
+    :func:`load_checkpoint` documents."""
     map_location = _check_map_location(map_location)
     if isinstance(path, (str, os.PathLike)):
         file = Path(path)
@@ -1218,6 +1183,77 @@ def load_checkpoint(
             )
         keys = sorted(map(str, checkpoint))[:8]
         raise _not_a_checkpoint(path, f"no 'model' entry; its keys are {keys}")
+    return checkpoint
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """The extra entries of a checkpoint, without a model to load it into.
+
+    What :func:`load_checkpoint` returns, read the same way (``torch.load(weights_only=True)``:
+    no pickle, no code runs) and with the same checks of the file, for what is needed *before*
+    a model can be built: a hybrid model's ``config()`` and its feature encoders'
+    ``to_dict()``, saved with ``save_checkpoint(path, model, hybrid=model.config(), ...)``::
+
+        stored = read_checkpoint(path)
+        model = HybridMF.from_config(stored["hybrid"])
+        load_checkpoint(path, model)
+
+    Args:
+        path: the checkpoint file.
+        map_location: as in :func:`load_checkpoint`.
+
+    Returns:
+        Everything but ``"model"``, ``"optimizer"`` and ``"architecture"``.
+    """
+    checkpoint = _read_checkpoint(path, map_location)
+    return {
+        k: v for k, v in checkpoint.items() if k not in ("model", "optimizer", ARCHITECTURE_KEY)
+    }
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer] | None = None,
+    map_location: str | torch.device = "cpu",
+    strict: bool = True,
+) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and ``optimizer``).
+
+    The file is read with ``torch.load(weights_only=True)``, which rebuilds tensors and plain
+    data but refuses to unpickle arbitrary objects: loading a checkpoint cannot run code.
+    Everything is checked before the model is changed: a file that is empty, truncated, not a
+    torch file or not a checkpoint, or whose weights do not fit the model (other entries, other
+    shapes), raises ``ValueError`` naming the file and the problem; a missing file raises
+    ``FileNotFoundError``.
+
+    Args:
+        path: the checkpoint file.
+        model: receives the stored weights (``load_state_dict(strict=strict)``); tensors are
+            copied onto the model's own device whatever ``map_location`` is.
+        optimizer: receives the stored optimiser state, if given; a list of optimisers
+            receives the list that ``save_checkpoint`` wrote for one (same length, same order;
+            one optimiser for a list, or a list for one, is a ``ValueError``).
+        map_location: where the stored tensors are loaded first (the CPU by default): a device
+            as :func:`recs_course.utils.get_device` reads it (checked before the file is read:
+            ``"gpu"`` or an unavailable CUDA is a ``ValueError`` naming ``map_location``), or
+            torch's dict or callable forms.
+        strict: refuse entries that the model lacks or that the file lacks (shapes are checked
+            either way).
+
+    Returns:
+        The extra entries stored with the weights (everything but ``"model"`` and
+        ``"optimizer"``).
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"model must be the torch module to load the weights into, got {type(model).__name__}"
+        )
+    strict = check_flag("strict", strict)
+    optimizers = () if optimizer is None else _as_optimizers(optimizer)
+    checkpoint = _read_checkpoint(path, map_location)
     _check_model_state(path, checkpoint["model"], model, strict)
     saved_architecture = checkpoint.get(ARCHITECTURE_KEY)
     if strict and isinstance(saved_architecture, str) and saved_architecture != repr(model):

@@ -10,6 +10,7 @@ import torch
 
 from recs_course.data import (
     IdEncoder,
+    InstanceBatches,
     NegativeSampler,
     interaction_matrix,
     leave_one_out,
@@ -323,3 +324,87 @@ def test_rejection_is_uniform_with_and_without_the_fallback(monkeypatch, max_rou
         assert counts[positives[u] == 1].sum() == 0  # never a positive
         expected = drawn.size / negatives.size
         assert np.all(np.abs(counts[negatives] - expected) < 5 * np.sqrt(expected))
+
+
+# --------------------------------------------------------------------------------------------
+# Approximate sampling: uniform over the catalogue, no check against the positives
+
+
+def test_approximate_collisions_match_the_closed_form_rate(encoded):
+    r, n_users, n_items = encoded
+    k = 200
+    users, _, neg = pairwise_instances(r, n_items, n_neg=k, generator=0, approximate=True)
+    member = interaction_matrix(r, n_users, n_items, values="ones").toarray().astype(bool)
+    hit = member[users.numpy()[:, None], neg.numpy()]  # (N, K): was the "negative" a positive?
+    deg = member.sum(axis=1)
+    p = deg / n_items  # the closed form: a uniform draw is a positive with probability deg/I
+    sampler = NegativeSampler.from_ratings(r, n_items, n_users=n_users)
+    np.testing.assert_allclose(sampler.collision_rate().numpy(), p)
+    np.testing.assert_allclose(sampler.collision_rate([3, 0]).numpy(), p[[3, 0]])
+    # Per user: n_u = deg_u * K independent Bernoulli(p_u) draws, so the measured rate has
+    # binomial standard error sqrt(p_u (1 - p_u) / n_u) (here n_u >= 1000 and n_u p_u >= 80: the
+    # normal approximation holds). |z| < 4.5 for every one of the 80 users: were the sampler
+    # right, the chance that any z reaches 4.5 is at most 80 * 6.8e-6 = 5e-4 (two-sided).
+    draws = np.bincount(users.numpy(), minlength=n_users) * k
+    collisions = np.bincount(users.numpy(), weights=hit.sum(axis=1), minlength=n_users)
+    z = (collisions / draws - p) / np.sqrt(p * (1 - p) / draws)
+    assert np.abs(z).max() < 4.5
+    # Over the epoch: every row's K draws are Bernoulli(p of its user); expected rate the mean
+    # of p over rows (heavy users own more rows, so above the mean of p over users), standard
+    # error sqrt(sum K p (1 - p)) / (N K); a 4-standard-error band (two-sided 6e-5).
+    p_rows = p[users.numpy()]
+    expected = p_rows.mean()
+    se = np.sqrt((k * p_rows * (1 - p_rows)).sum()) / hit.size
+    assert abs(hit.mean() - expected) < 4 * se
+    assert expected > p.mean() + 10 * se  # the weighting by rows is visible at this precision
+
+
+def test_approximate_draws_are_uniform_reproducible_and_build_no_sampler(encoded, monkeypatch):
+    r, n_users, n_items = encoded
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("approximate sampling must not build the positives' structure")
+
+    monkeypatch.setattr(NegativeSampler, "_setup", refuse)
+    users, items, labels = pointwise_instances(r, n_items, n_neg=20, generator=1, approximate=True)
+    n = len(r)
+    counts = np.bincount(items[n:].numpy(), minlength=n_items)
+    # 30,000 uniform draws over 60 items: 500 expected each, binomial SE ~22; 5 SE band
+    assert np.abs(counts - 500).max() < 5 * np.sqrt(500 * (1 - 1 / n_items))
+    again = pointwise_instances(r, n_items, n_neg=20, generator=1, approximate=True)
+    assert torch.equal(items, again[1]) and torch.equal(labels, again[2])
+    batches = InstanceBatches(
+        r, n_items, "pairwise", n_neg=3, batch_size=500, generator=0, approximate=True
+    )
+    assert len(batches) == 3 and "approximate" in repr(batches)
+    assert sum(b[2].shape[0] for b in batches) == n and next(iter(batches))[2].shape[1] == 3
+
+
+def test_approximate_sample_without_replacement_is_distinct(encoded):
+    r, n_users, n_items = encoded
+    sampler = NegativeSampler.from_ratings(r, n_items, n_users=n_users)
+    users = torch.arange(n_users).repeat(20)
+    draws = sampler.sample(users, 30, generator=0, replace=False, approximate=True)
+    assert all(len(set(row)) == 30 for row in draws.tolist())
+    sets = user_sets(r)
+    pairs = zip(users.tolist(), draws.tolist(), strict=True)
+    collided = sum(x in sets[u] for u, row in pairs for x in row)
+    assert collided > 0  # no check against the positives
+    assert sample_negatives(users[:3], sampler, 4, approximate=True).shape == (3, 4)
+    with pytest.raises(ValueError, match="61 distinct items asked for among only 60"):
+        sampler.sample(users[:2], 61, replace=False, approximate=True)
+
+
+def test_approximate_arguments_are_checked(encoded):
+    r, n_users, n_items = encoded
+    matrix = interaction_matrix(r, n_users, n_items, values="ones")
+    with pytest.raises(ValueError, match="never looks at the positives"):
+        pointwise_instances(r, n_items, positives=matrix, approximate=True)
+    with pytest.raises(ValueError, match="never looks at the positives"):
+        InstanceBatches(r, n_items, batch_size=10, positives=matrix, approximate=True)
+    with pytest.raises(ValueError, match="approximate must be True or False"):
+        pairwise_instances(r, n_items, approximate="yes")
+    with pytest.raises(ValueError, match="approximate must be True or False"):
+        sample_negatives([0], matrix, 2, approximate=1)
+    with pytest.raises(ValueError, match=r"users must lie in \[0, 80"):
+        NegativeSampler(matrix).collision_rate([80])

@@ -2,8 +2,8 @@
 
 The CPU always runs; CUDA and Apple's MPS run where present (skipped, and said so, elsewhere).
 On each device: ``score_all`` agrees with ``forward``, the evaluators give the CPU's numbers,
-``evaluate_full`` takes its users as a tensor on that device, and ``fit`` trains MF, NGCF and
-LightGCN (with mixed precision where ``fit`` uses it: CUDA).
+``evaluate_full`` takes its users as a tensor on that device, and ``fit`` trains MF, NGCF,
+LightGCN and HybridMF (with mixed precision where ``fit`` uses it: CUDA).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from recs_course.data import (
+    FeatureEncoder,
     IdEncoder,
     InstanceBatches,
     interaction_matrix,
@@ -29,9 +30,11 @@ from recs_course.models import (
     NGCF,
     AutoRec,
     EmbeddingMLP,
+    HybridMF,
     LightGCN,
     NeuMF,
     Popularity,
+    PretrainedHybrid,
 )
 from recs_course.training import fit
 
@@ -60,6 +63,7 @@ def data():
     n_users, n_items = enc.n_users, enc.n_items
     return {
         "train": train, "test": test, "n_users": n_users, "n_items": n_items,
+        "item_ids": enc.item_ids,
         "train_csr": interaction_matrix(train, n_users, n_items, values="ones"),
         "test_csr": interaction_matrix(test, n_users, n_items, values="ones"),
         "ratings_csr": interaction_matrix(train, n_users, n_items),
@@ -88,11 +92,18 @@ def build(name: str, d: dict) -> torch.nn.Module:
         return LightGCN.from_interactions(u, i, nu, ni, dim=8, n_layers=2)
     if name == "AutoRec":
         return AutoRec(nu, ni, d["ratings_csr"], hidden=16)
+    if name in ("HybridMF", "PretrainedHybrid"):
+        items = synthetic_ratings(n_users=50, n_items=70, n_ratings=1200, seed=5).items
+        encoder = FeatureEncoder("item_id", multi=["genres"], buckets={"year": (1970, 1990)})
+        bags = encoder.fit_transform(items, ids=d["item_ids"])
+        if name == "HybridMF":
+            return HybridMF.from_interactions(u, i, nu, ni, dim=8, item_features=bags)
+        return PretrainedHybrid.from_mf(MF(nu, ni, dim=8), bags, metadata_layers=(8,))
     raise AssertionError(name)
 
 
 MODELS = ["MF", "EmbeddingMLP", "GMF", "NCFMLP", "NeuMF", "Popularity", "NGCF", "LightGCN",
-          "AutoRec"]
+          "AutoRec", "HybridMF", "PretrainedHybrid"]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -155,7 +166,8 @@ def test_evaluate_full_takes_users_on_the_device(device, data):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name,loss,kind", [("MF", "bce", "pointwise"),
                                             ("NGCF", "bpr", "pairwise"),
-                                            ("LightGCN", "bpr", "pairwise")])
+                                            ("LightGCN", "bpr", "pairwise"),
+                                            ("HybridMF", "bpr", "pairwise")])
 def test_fit_trains_on_the_device(name, loss, kind, device, data):
     model = build(name, data)
     batches = InstanceBatches(data["train"], data["n_items"], kind, batch_size=128,

@@ -28,9 +28,11 @@ from recs_course.models import (
     NGCF,
     AutoRec,
     EmbeddingMLP,
+    HybridMF,
     LightGCN,
     NeuMF,
     Popularity,
+    PretrainedHybrid,
     normalized_adjacency,
 )
 from recs_course.training import load_checkpoint, save_checkpoint
@@ -50,6 +52,16 @@ def _ratings_csr() -> sp.csr_matrix:
     return sp.csr_matrix((values, (users, items)), shape=(N_USERS, N_ITEMS))
 
 
+def _bags(n: int):
+    """One feature per row (a bucketed number): enough for the index checks."""
+    import pandas as pd
+
+    from recs_course.data import FeatureEncoder
+
+    frame = pd.DataFrame({"id": np.arange(n), "x": np.arange(n) % 3})
+    return FeatureEncoder("id", buckets={"x": (1, 2)}).fit_transform(frame)
+
+
 BUILDERS = {
     "MF": lambda: MF(N_USERS, N_ITEMS, dim=3),
     "EmbeddingMLP": lambda: EmbeddingMLP(N_USERS, N_ITEMS, dim=3, hidden=(4,)),
@@ -65,6 +77,12 @@ BUILDERS = {
     ),
     "AutoRec-item": lambda: AutoRec(N_USERS, N_ITEMS, _ratings_csr(), hidden=4),
     "AutoRec-user": lambda: AutoRec(N_USERS, N_ITEMS, _ratings_csr(), hidden=4, based="user"),
+    "HybridMF": lambda: HybridMF.from_interactions(
+        *_interactions(), N_USERS, N_ITEMS, 3, item_features=_bags(N_ITEMS)
+    ),
+    "PretrainedHybrid": lambda: PretrainedHybrid.from_mf(
+        MF(N_USERS, N_ITEMS, dim=3), _bags(N_ITEMS), metadata_layers=(2,), combined_layers=(3,)
+    ),
 }
 MODELS = list(BUILDERS)
 

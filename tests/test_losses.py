@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recs_course.losses import LOSSES, bce_loss, bpr_loss, get_loss, masked_mse_loss, mse_loss
+from recs_course.losses import (
+    LOSSES,
+    PartialCreditBPR,
+    bce_loss,
+    bpr_loss,
+    get_loss,
+    masked_mse_loss,
+    mse_loss,
+)
 
 
 class FixedScores(nn.Module):
@@ -210,3 +218,117 @@ def test_bpr_with_k_negatives_on_a_model_without_pair_scores():
     assert bpr_loss(model, (users, pos, neg)).item() == pytest.approx(naive.item(), rel=1e-6)
     with pytest.raises(ValueError, match=r"\(B,\) or \(B, K\)"):
         bpr_loss(model, (users, pos, neg[:1]))
+
+
+# --------------------------------------------------------------------------------------------
+# Partial credit: hand-worked cases. With s_pos - s_neg = ln 3, sigmoid = 3/4:
+#   BPR              -ln(3/4)                         = 0.2876821
+#   weight, c = 0.4  0.6 * 0.2876821                  = 0.1726092
+#   target, t = 0.6  -(0.6 ln(3/4) + 0.4 ln(1/4))     = 0.1726092 + 0.5545177 = 0.7271269
+# and at s_pos = s_neg (sigmoid 1/2), c = 0.5:  0.5 * ln 2 = 0.3465736 (weight),
+#                                                ln 2 = 0.6931472 whatever t (target).
+
+LN3 = math.log(3.0)
+# items 0..4; labels (first genre): 0, 0, 1, -1 (unknown), -1
+LABELS = torch.tensor([0, 0, 1, -1, -1])
+
+
+def _credit_model() -> FixedScores:
+    return FixedScores(torch.tensor([LN3, 0.0, 0.0, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize(
+    ("neg", "mode", "expected"),
+    [
+        (1, "weight", 0.1726092),  # same label: credit 0.4
+        (2, "weight", 0.2876821),  # other label: plain BPR
+        (3, "weight", 0.2876821),  # unknown label never matches
+        (1, "target", 0.7271269),
+        (2, "target", 0.2876821),
+    ],
+)
+def test_partial_credit_on_hand_worked_cases(neg, mode, expected):
+    loss = PartialCreditBPR(LABELS, 0.4, mode=mode)
+    batch = (torch.tensor([0]), torch.tensor([0]), torch.tensor([neg]))
+    assert loss(_credit_model(), batch).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_partial_credit_with_two_fields_and_a_multi_hot_matrix():
+    genres = torch.tensor(  # items share a genre when a column is True in both rows
+        [[1, 0, 1], [0, 0, 1], [0, 1, 0], [0, 0, 0]], dtype=torch.bool
+    )
+    decade = torch.tensor([5, 5, 5, -1])
+    loss = PartialCreditBPR({"genre": genres, "decade": decade}, {"genre": 0.3, "decade": 0.2})
+    model = FixedScores(torch.zeros(4))  # every difference 0: each term is (1 - c) ln 2
+    users = torch.zeros(3, dtype=torch.long)
+    pos, neg = torch.tensor([0, 0, 2]), torch.tensor([[1, 2], [3, 1], [3, 0]])
+    # credits: (0,1) genre+decade 0.5, (0,2) decade 0.2 | (0,3) 0, (0,1) 0.5 | (2,3) 0, (2,0) 0.2
+    credit = torch.tensor([[0.5, 0.2], [0.0, 0.5], [0.0, 0.2]])
+    torch.testing.assert_close(loss.credit(pos, neg), credit)
+    expected = ((1 - credit) * math.log(2)).mean().item()  # the 6 terms averaged
+    assert loss(model, (users, pos, neg)).item() == pytest.approx(expected, abs=1e-6)
+    single = loss(model, (users[:1], pos[:1], neg[:1, 0]))
+    assert single.item() == pytest.approx(0.3465736, abs=1e-6)
+
+
+def test_no_credit_is_bpr_and_the_models_regularization_is_added():
+    scores = torch.tensor([2.0, 0.5, -1.0, 1.0, 0.0])
+    users, pos = torch.zeros(3, dtype=torch.long), torch.tensor([0, 1, 3])
+    batch = (users, pos, torch.tensor([[2, 4], [4, 2], [0, 1]]))
+    distinct = torch.arange(5)  # every item its own label: no match between pos and neg
+    for mode in PartialCreditBPR.MODES:
+        loss = PartialCreditBPR(distinct, 1.0, mode=mode)
+        assert loss(FixedScores(scores), batch).item() == pytest.approx(
+            bpr_loss(FixedScores(scores), batch).item(), rel=1e-6
+        )
+        model = PairModel(scores, reg=0.25)
+        assert loss(model, batch).item() == pytest.approx(bpr_loss(model, batch).item(), rel=1e-6)
+        assert model.pair_calls == 2
+    # a full match (weight 1) is no mistake under "weight"
+    same = PartialCreditBPR(torch.zeros(5, dtype=torch.long), 1.0)
+    assert same(FixedScores(scores), batch).item() == 0.0
+
+
+def test_partial_credit_gradient_pushes_a_same_genre_negative_less():
+    model = FixedScores(torch.tensor([0.0, 0.0, 0.0]))
+    loss = PartialCreditBPR(torch.tensor([0, 0, 1]), 0.4)
+    batch = (torch.zeros(2, dtype=torch.long), torch.tensor([0, 0]), torch.tensor([1, 2]))
+    loss(model, batch).backward()
+    grad = model.table.grad
+    assert grad[1].item() == pytest.approx(0.6 * grad[2].item())  # item 1 shares the genre
+    assert grad[1].item() > 0 and grad[0].item() < 0  # still pushed down, the positive up
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: PartialCreditBPR(LABELS, 0.4, mode="soft"), "mode must be one of"),
+        (lambda: PartialCreditBPR(LABELS.float(), 0.4), "float one-hot matrix: use .bool"),
+        (lambda: PartialCreditBPR(LABELS.tolist(), 0.4), "must be a tensor"),
+        (lambda: PartialCreditBPR(torch.zeros(5, 2, 2, dtype=torch.bool), 0.4), "shape"),
+        (lambda: PartialCreditBPR(LABELS, 1.5), "sum to 1.5"),
+        (lambda: PartialCreditBPR(LABELS, -0.1), "weight of metadata"),
+        (lambda: PartialCreditBPR(LABELS, "0.4"), "weight of metadata"),
+        (lambda: PartialCreditBPR(LABELS, {"a": 0.4}), "must be a number"),
+        (lambda: PartialCreditBPR({"a": LABELS}, 0.4), "same keys"),
+        (lambda: PartialCreditBPR({"a": LABELS, "b": LABELS}, {"a": 0.6, "b": 0.6}), "sum to 1.2"),
+        (lambda: PartialCreditBPR({"a": LABELS, "b": LABELS[:3]}, {"a": 0.1, "b": 0.1}), "rows"),
+        (lambda: PartialCreditBPR({}, {}), "at least one field"),
+    ],
+)
+def test_partial_credit_arguments_are_checked(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_partial_credit_checks_its_batch_against_the_metadata():
+    from recs_course.models import MF
+
+    loss = PartialCreditBPR(LABELS, 0.4)
+    with pytest.raises(ValueError, match="metadata has 5 rows but the model 7 items"):
+        loss(MF(2, 7, dim=2), (torch.tensor([0]), torch.tensor([1]), torch.tensor([2])))
+    with pytest.raises(ValueError, match=r"neg must lie in \[0, 5\)"):
+        loss.credit(torch.tensor([0]), torch.tensor([5]))
+    with pytest.raises(ValueError, match="expects a batch of 3 tensors"):
+        loss(_credit_model(), (torch.tensor([0]), torch.tensor([0])))
+    assert "0.4" in repr(loss) and "weight" in repr(loss)

@@ -19,9 +19,11 @@ from recs_course.models import (
     NGCF,
     AutoRec,
     EmbeddingMLP,
+    HybridMF,
     LightGCN,
     NeuMF,
     Popularity,
+    PretrainedHybrid,
     Recommender,
     model_device,
     normalized_adjacency,
@@ -45,6 +47,37 @@ def _ratings_csr() -> sp.csr_matrix:
     return sp.csr_matrix((values, (keys // N_ITEMS, keys % N_ITEMS)), shape=(N_USERS, N_ITEMS))
 
 
+def _bags(n: int, seed: int):
+    """Feature bags for ``n`` users or items: a multi-valued field and a bucketed number."""
+    import pandas as pd
+
+    from recs_course.data import FeatureEncoder
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "tags": [list(rng.choice(list("abcd"), size=rng.integers(0, 3))) for _ in range(n)],
+            "x": rng.integers(0, 10, n),
+        }
+    )
+    return FeatureEncoder("id", multi=["tags"], buckets={"x": (3, 6)}).fit_transform(frame)
+
+
+def _hybrid(users: torch.Tensor, items: torch.Tensor) -> HybridMF:
+    user_bags, item_bags = _bags(N_USERS, 1), _bags(N_ITEMS, 2)
+    return HybridMF.from_interactions(
+        users, items, N_USERS, N_ITEMS, 4, user_features=user_bags, item_features=item_bags
+    )
+
+
+def _pretrained_hybrid() -> PretrainedHybrid:
+    # widths of 16 (2 * 4 + 8) and 8: pairs repeated in a batch score exactly alike (some odd
+    # widths let the CPU's matrix product round two equal rows differently)
+    mf, bags = MF(N_USERS, N_ITEMS, dim=4), _bags(N_ITEMS, 2)
+    return PretrainedHybrid.from_mf(mf, bags, metadata_layers=(8,), combined_layers=(8,))
+
+
 def _build(name: str) -> Recommender:
     users, items = _interactions()
     adjacency = normalized_adjacency(users, items, N_USERS, N_ITEMS)
@@ -65,6 +98,11 @@ def _build(name: str) -> Recommender:
         "AutoRec-user": lambda: AutoRec(
             N_USERS, N_ITEMS, _ratings_csr(), hidden=(6, 3, 6), based="user", activation="selu"
         ),
+        "HybridMF": lambda: _hybrid(users, items),
+        "HybridMF-content": lambda: HybridMF(
+            N_USERS, N_ITEMS, dim=4, item_features=_bags(N_ITEMS, 2), item_ids=False
+        ),
+        "PretrainedHybrid": _pretrained_hybrid,
     }
     torch.manual_seed(0)
     model = builders[name]()
@@ -90,6 +128,9 @@ ALL_MODELS = [
     "LightGCN",
     "AutoRec-item",
     "AutoRec-user",
+    "HybridMF",
+    "HybridMF-content",
+    "PretrainedHybrid",
 ]
 
 
@@ -602,7 +643,8 @@ def test_from_interactions_checks_its_lists_one_way(cls):
 def test_model_signatures_show_their_arguments():
     import inspect
 
-    for cls in (MF, EmbeddingMLP, GMF, NCFMLP, NeuMF, Popularity, NGCF, LightGCN, AutoRec):
+    for cls in (MF, EmbeddingMLP, GMF, NCFMLP, NeuMF, Popularity, NGCF, LightGCN, AutoRec,
+                HybridMF, PretrainedHybrid):  # fmt: skip
         kinds = [p.kind for p in inspect.signature(cls).parameters.values()]
         assert inspect.Parameter.VAR_KEYWORD not in kinds, cls  # no hidden **unknown
 

@@ -11,6 +11,10 @@ are finite where used, the splits and the interaction matrix need unique (user, 
 ``[0, n)``; anything else is a ``ValueError`` saying what and where. Malformed dataset files
 are a :class:`DatasetNotAvailable` naming the file and the line.
 
+Side information (:mod:`.features`): :class:`FeatureEncoder` turns item or user metadata into
+index bags (:class:`FeatureBags`) for ``nn.EmbeddingBag``, fitted on training data, with one
+shared unknown feature per field for unseen or missing values.
+
 Typical use::
 
     from recs_course.data import (load_movielens, leave_one_out, IdEncoder,
@@ -28,6 +32,14 @@ Typical use::
 
 from .batches import Batches, to_tensors
 from .encoding import IdEncoder
+from .features import (
+    AGE_EDGES,
+    YEAR_EDGES,
+    FeatureBags,
+    FeatureEncoder,
+    movielens_item_encoder,
+    movielens_user_encoder,
+)
 from .movielens import (
     REGISTRY,
     Archive,
@@ -56,9 +68,12 @@ from .splits import (
 from .synthetic import subsample_users, synthetic_ratings
 
 __all__ = [
+    "AGE_EDGES",
     "Archive",
     "Batches",
     "DatasetNotAvailable",
+    "FeatureBags",
+    "FeatureEncoder",
     "IdEncoder",
     "InstanceBatches",
     "MovieLens",
@@ -70,6 +85,8 @@ __all__ = [
     "interaction_matrix",
     "leave_one_out",
     "load_movielens",
+    "movielens_item_encoder",
+    "movielens_user_encoder",
     "pairwise_instances",
     "pointwise_instances",
     "random_split",
@@ -80,4 +97,5 @@ __all__ = [
     "synthetic_ratings",
     "to_tensors",
     "to_implicit",
+    "YEAR_EDGES",
 ]

@@ -21,7 +21,9 @@ Modules: :mod:`.base` (the contract), :mod:`.mf` (MF, EmbeddingMLP), :mod:`.ncf`
 NeuMF), :mod:`.graph` (normalized_adjacency, NGCF, LightGCN), :mod:`.autoencoder` (AutoRec),
 :mod:`.baselines` (Popularity).
 :mod:`.item_item`: EASE and ItemKNN, closed-form item-to-item models built by
-``from_interactions`` (no training).
+``from_interactions`` (no training). :mod:`.hybrid`: HybridMF (ids plus features, LightFM's
+sums; scores cold items from their features) and PretrainedHybrid (a trained MF plus a
+metadata network, frozen then unfrozen).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .autoencoder import AutoRec, masked_mse
 from .base import Recommender, check_indices, index_checks, model_device, place_model
 from .baselines import Popularity
 from .graph import NGCF, LightGCN, laplacian, normalized_adjacency
+from .hybrid import HybridMF, PretrainedHybrid
 from .item_item import EASE, ItemKNN
 from .mf import MF, EmbeddingMLP
 from .ncf import GMF, NCFMLP, NeuMF
@@ -56,4 +59,6 @@ __all__ = [
     "EASE",
     "ItemKNN",
     "ALS",
+    "HybridMF",
+    "PretrainedHybrid",
 ]
