@@ -432,17 +432,54 @@ def plot_embedding_map(
                 color=color,
                 label=f"{name} ({int(mask.sum())})",
             )
-        ax.legend(fontsize="small", markerscale=1.5, loc="best")
+        # beside the axes, where it hides neither points nor labels
+        ax.legend(
+            fontsize="small", markerscale=1.5, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0.0,
+        )
     if annotate is not None:
         if labels is None:
             raise ValueError("annotate needs labels (the names to write)")
-        for i in _annotated(annotate, xy):
+        for i, (dx, dy, ha) in _label_offsets(xy, _annotated(annotate, xy)):
             ax.annotate(
-                labels[i], xy[i], xytext=(3, 3), textcoords="offset points", fontsize="x-small"
+                labels[i], xy[i], xytext=(dx, dy), textcoords="offset points", ha=ha,
+                fontsize=8,
             )
     if title is not None:
         ax.set_title(title)
     return ax
+
+
+def _label_offsets(xy: np.ndarray, index: np.ndarray) -> list[tuple[int, float, float, str]]:
+    """Where to write each annotated point's label, in points from the point.
+
+    Labels of points right of the centre are written to their left (they stay inside the
+    axes), the others to their right; a label whose point is close to an already placed one
+    on the same side (within 3 % of the y range and 30 % of the x range) moves up or down by a
+    line, alternately, so that neighbouring titles do not print over each other.
+    """
+    span = np.ptp(xy, axis=0) if len(xy) else np.ones(2)
+    span = np.where(span > 0, span, 1.0)
+    centre = xy.mean(axis=0) if len(xy) else np.zeros(2)
+    placed: list[tuple[np.ndarray, bool, float]] = []
+    out = []
+    for i in np.asarray(index, dtype=int):
+        right = bool(xy[i, 0] > centre[0])
+        near = [
+            dy
+            for p, side, dy in placed
+            if side == right
+            and abs(p[0] - xy[i, 0]) < 0.3 * span[0]
+            and abs(p[1] - xy[i, 1]) < 0.03 * span[1]
+        ]
+        dy = 3.0
+        step = 0
+        while any(abs(dy - other) < 9.0 for other in near):
+            step += 1
+            dy = 3.0 + 10.0 * ((step + 1) // 2) * (1 if step % 2 else -1)
+        placed.append((xy[i], right, dy))
+        out.append((int(i), (-3.0 if right else 3.0, dy, "right" if right else "left")))
+    return out
 
 
 def _annotated(annotate: Any, xy: np.ndarray) -> np.ndarray:

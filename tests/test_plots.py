@@ -203,6 +203,30 @@ def test_embedding_map_colours_categories_and_annotates():
         plot_embedding_map(coords, labels, annotate=[12])
 
 
+def test_embedding_map_labels_neither_overlap_nor_leave_the_axes():
+    # Two pairs of nearly equal points at the left and right edges, as close titles are on a
+    # real map, plus a cloud: every label is readable and inside the axes.
+    rng = np.random.default_rng(1)
+    coords = np.vstack([rng.normal(size=(40, 2)), [[6.0, 0.0], [6.0, 0.02], [-6, 1], [-6, 1.01]]])
+    labels = [f"a rather long film title {i} (1997)" for i in range(len(coords))]
+    fig, ax = plt.subplots(figsize=(8, 6))
+    plot_embedding_map(coords, labels=labels, categories=["x"] * len(coords), annotate=4, ax=ax)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == 4
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            assert not boxes[a].overlaps(boxes[b]), (ax.texts[a].get_text(), ax.texts[b].get_text())
+    frame = ax.get_window_extent(renderer)
+    for box in boxes:
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1, "a label runs out of the axes"
+    # the legend sits beside the axes, over no point
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= frame.x1
+    plt.close(fig)
+
+
 def test_plots_draw_on_the_given_axes_and_leave_rcparams_alone(ratings):
     before = dict(matplotlib.rcParams)
     fig, axes = plt.subplots(1, 3)
