@@ -299,6 +299,23 @@ def _as_csr(m, name: str) -> sp.csr_matrix:
     return sp.csr_matrix(m)
 
 
+def _outside_candidates(candidates, n_items: int) -> Tensor | None:
+    """``None``, or the ``(1, I)`` bool mask of the items *not* in ``candidates``."""
+    if candidates is None:
+        return None
+    if isinstance(candidates, Tensor):
+        candidates = candidates.detach().cpu().numpy()
+    mask = np.array(candidates)  # a copy: read-only or reversed arrays are fine
+    if mask.dtype != np.bool_ or mask.shape != (n_items,):
+        raise ValueError(
+            f"candidates must be a ({n_items},) bool mask of the items that may be ranked, got "
+            f"dtype {mask.dtype} and shape {mask.shape}"
+        )
+    if not mask.any():
+        raise ValueError("candidates holds no item: there is nothing to rank")
+    return torch.from_numpy(~mask).unsqueeze(0)
+
+
 def evaluate_full(
     model: nn.Module,
     train,
@@ -309,6 +326,7 @@ def evaluate_full(
     users=None,
     users_per_batch: int = 1024,
     device: str | torch.device | None = None,
+    candidates=None,
 ) -> Metrics:
     """Full ranking: rank every item for each user, training items masked out.
 
@@ -331,6 +349,9 @@ def evaluate_full(
             shares once per evaluation: see :meth:`recs_course.models.Recommender.scoring_pass`).
         device: ``None`` (the model's device) or a device the model is moved to (see the module
             docstring).
+        candidates: ``None`` (every item) or a ``(I,)`` bool mask of the items that may be
+            ranked; the others are masked for every user, as training items are (a test item
+            outside it is not counted). The item-cold-start protocol ranks its cold items only.
 
     Returns:
         ``Metrics({"recall@20": ..., "NDCG@20": ..., ...})``, means over the users with a test
@@ -347,6 +368,7 @@ def evaluate_full(
     n_users, n_items = train.shape
     names = _check_metrics(metrics)
     ks_t = _check_ks(ks, n_items) if any(m in TOPK_METRICS for m in names) else ()
+    outside = _outside_candidates(candidates, n_items)
     has_test = np.diff(test.indptr) > 0
     if users is None:
         eval_users = np.flatnonzero(has_test)
@@ -391,7 +413,10 @@ def evaluate_full(
                 scores, "the scores of model.score_all(users)", bu, integers="float64"
             )
             # out of place: score_all may return a cached tensor
-            scores = scores.masked_fill(_csr_rows_mask(train, rows, scores.device), float("-inf"))
+            masked = _csr_rows_mask(train, rows, scores.device)
+            if outside is not None:
+                masked |= outside.to(scores.device)
+            scores = scores.masked_fill(masked, float("-inf"))
             relevant = _csr_rows_mask(test, rows, scores.device)
             values, _ = _per_user(scores, relevant, ks_t, names)
             chunks.append(values)

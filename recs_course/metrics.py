@@ -49,6 +49,18 @@ Conventions shared by every ranking metric:
   (:attr:`Metrics.per_user`) and the means are over the other users. AUC is also ``NaN`` for a user
   whose candidates are all relevant (no pair to compare). If no user has a relevant candidate,
   :func:`ranking_metrics` raises ``ValueError``.
+
+Popularity of the recommendations ("the curse of popularity"): :func:`popularity_profile` takes
+the ``(U, K)`` top-K item indices and each item's training count (its popularity) and returns
+
+* ``"mean popularity rank"``: mean popularity rank of the recommended items (1 = most popular,
+  ties share the mean of their ranks); ``"mean popularity percentile"``: the same divided by
+  the catalogue size ``I``;
+* ``"coverage"``: share of the ``I`` items recommended to at least one user;
+* ``"gini"``: Gini index of how often each item is recommended (0 = evenly, near 1 = a few items
+  take every slot);
+* ``"share of top 10% items"``: share of the recommended entries among the ``ceil(I / 10)``
+  most popular items.
 """
 
 from __future__ import annotations
@@ -74,6 +86,7 @@ __all__ = [
     "metric_keys",
     "pessimistic_hits",
     "nanmean",
+    "popularity_profile",
 ]
 
 #: Metrics with a cut-off ``k``: name accepted by :func:`ranking_metrics` -> key prefix.
@@ -572,3 +585,170 @@ def nanmean(values: Tensor) -> float:
     if not bool(ok.any()):
         return float("nan")
     return float(values[ok].to(torch.float64).mean())
+
+
+# --------------------------------------------------------------------------- popularity
+def _as_numpy(name: str, values, what: str) -> np.ndarray:
+    """``values`` (tensor, array, list) as a numpy array on the CPU, else ``ValueError``."""
+    if isinstance(values, Tensor):
+        tensor = values.detach().cpu()
+        if tensor.dtype in (torch.float16, torch.bfloat16):
+            tensor = tensor.to(torch.float32)
+        return tensor.numpy()
+    if isinstance(values, (str, bytes)) or values is None:
+        raise ValueError(f"{name} must be {what}, got {values!r:.80}")
+    try:
+        return np.array(values)  # a copy: never a view of the caller's data
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be {what}, got {values!r:.80}") from exc
+
+
+def _check_counts(counts, n_items) -> np.ndarray:
+    """``counts`` as a 1-D int64 or float64 array of finite numbers >= 0, else ``ValueError``."""
+    from recs_course.utils import check_positive_int
+
+    c = _as_numpy("counts", counts, "a 1-D array of item popularities (interaction counts)")
+    if c.ndim != 1:
+        raise ValueError(
+            f"counts must be 1-D, one popularity per item, got shape {c.shape}: pass e.g. "
+            "np.bincount(train_items, minlength=n_items)"
+        )
+    if c.size == 0:
+        raise ValueError("counts is empty: pass one popularity per item of the catalogue")
+    if c.dtype.kind not in "iuf":
+        raise ValueError(f"counts must hold real numbers (interaction counts), got {c.dtype}")
+    if c.dtype.kind == "f":
+        c = c.astype(np.float64)
+        if np.isnan(c).any():
+            raise ValueError(
+                f"counts contains {int(np.isnan(c).sum())} NaN value(s): every item needs a "
+                "popularity (use 0 for items without a training interaction)"
+            )
+        if np.isinf(c).any():
+            raise ValueError("counts contains an infinity: popularities must be finite numbers")
+    else:
+        c = c.astype(np.int64 if c.dtype.itemsize < 8 or c.dtype.kind == "i" else np.float64)
+    if (c < 0).any():
+        bad = int(np.flatnonzero(c < 0)[0])
+        raise ValueError(
+            f"counts must be >= 0 (numbers of training interactions), got {c[bad]} for item {bad}"
+        )
+    if n_items is not None:
+        n_items = check_positive_int("n_items", n_items)
+        if n_items != c.size:
+            raise ValueError(
+                f"n_items={n_items} but counts has {c.size} entries: counts must hold one "
+                "popularity per item of the catalogue (or leave n_items out)"
+            )
+    return c
+
+
+def _check_recommended(recommended, n_items: int) -> np.ndarray:
+    """``recommended`` as a ``(U, K)`` int64 array of distinct items per row, else ValueError."""
+    r = _as_numpy("recommended", recommended, "a (users, K) matrix of item indices")
+    if r.ndim != 2:
+        raise ValueError(
+            f"recommended must be a 2-D (users, K) matrix of item indices, got shape {r.shape}: "
+            "for a single user pass recommended[None] (or .reshape(1, -1))"
+        )
+    if r.size == 0:
+        raise ValueError(
+            f"recommended is empty (shape {r.shape}): at least one user and K >= 1 are needed"
+        )
+    if r.dtype.kind not in "iu":
+        raise ValueError(
+            f"recommended must hold integer item indices, got dtype {r.dtype}: pass "
+            "torch.topk(scores, K).indices (or convert with .long() / .astype(int))"
+        )
+    bad = (r < 0) | (r >= n_items)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        raise ValueError(
+            f"recommended holds item indices outside [0, {n_items}): {r[row, col]} in row {row} "
+            f"({int(bad.sum())} entries in all). Items are numbered 0..n_items-1 and counts "
+            "must cover the whole catalogue"
+        )
+    r = r.astype(np.int64)
+    ordered = np.sort(r, axis=1)
+    repeat = ordered[:, 1:] == ordered[:, :-1]
+    if repeat.any():
+        row, col = (int(i[0]) for i in np.nonzero(repeat))
+        raise ValueError(
+            f"recommended row {row} lists item {ordered[row, col]} more than once: each row "
+            "must be a user's top-K list of distinct items (e.g. torch.topk(scores, K).indices)"
+        )
+    return r
+
+
+def popularity_profile(recommended, counts, *, n_items=None) -> dict[str, float]:
+    """How popular the items of a model's top-K lists are ("the curse of popularity").
+
+    A model can score well on accuracy by recommending the same few blockbusters to everyone.
+    These numbers say how far it does: how popular the recommended items are, how much of the
+    catalogue it ever shows, and how unevenly it spreads its recommendation slots.
+
+    Popularity ranks: rank 1 is the most popular item (largest count); tied items share the
+    mean of their ranks (``scipy.stats.rankdata(-counts)``, ``"average"``), so no value depends
+    on the order of ties. The "top 10%" items are the ``ceil(I / 10)`` items of largest count;
+    ties at that boundary are broken by the smaller item index.
+
+    Args:
+        recommended: ``(U, K)`` integer tensor or array, ``U >= 1``, ``K >= 1``: row ``u`` is
+            user ``u``'s top-K item indices (as ``torch.topk(scores, K).indices``), each in
+            ``[0, I)``, no item twice in a row.
+        counts: ``(I,)`` non-negative finite numbers: each item's number of training
+            interactions (its popularity), for the whole catalogue.
+        n_items: the catalogue size ``I``; defaults to ``len(counts)``, and must equal it if
+            given.
+
+    Returns:
+        A plain dict of floats:
+
+        * ``"mean popularity rank"``: the mean popularity rank of the ``U * K`` recommended
+          entries (1 = most popular; small = popular).
+        * ``"mean popularity percentile"``: the same divided by ``I``, in ``(0, 1]``:
+          comparable across catalogues.
+        * ``"coverage"``: the share of the ``I`` items recommended to at least one user.
+        * ``"gini"``: the Gini index of how often each of the ``I`` items is recommended (never
+          recommended: 0 times), ``sum_i (2i - I - 1) x_i / (I * sum x)`` over the sorted
+          counts ``x_1 <= ... <= x_I``: 0 when every item is recommended equally often, near 1
+          when a few items take all the slots.
+        * ``"share of top 10% items"``: the share of the ``U * K`` entries that are among the
+          top 10% most popular items.
+
+    Raises:
+        ValueError: ``recommended`` not 2-D, empty, not integers, out of ``[0, I)`` or with an
+            item twice in a row (naming the first bad row); ``counts`` not 1-D, empty, not
+            numbers, negative, NaN or infinite; ``n_items`` not ``len(counts)``.
+
+    Example:
+        >>> import torch
+        >>> counts = torch.tensor([50, 30, 30, 5, 1])  # items 1 and 2 tie: rank 2.5 each
+        >>> recommended = torch.tensor([[0, 1], [0, 2]])
+        >>> {k: round(v, 3) for k, v in popularity_profile(recommended, counts).items()}
+        ... # doctest: +NORMALIZE_WHITESPACE
+        {'mean popularity rank': 1.75, 'mean popularity percentile': 0.35, 'coverage': 0.6,
+         'gini': 0.5, 'share of top 10% items': 0.5}
+    """
+    c = _check_counts(counts, n_items)
+    n = c.size
+    r = _check_recommended(recommended, n)
+    # average ranks of -counts: 1 + #(larger) + (#(equal) - 1) / 2
+    ascending = np.sort(c)
+    right = np.searchsorted(ascending, c, side="right")
+    left = np.searchsorted(ascending, c, side="left")
+    rank = (n - right) + (right - left + 1) / 2.0
+    mean_rank = float(rank[r].mean())
+    times = np.bincount(r.ravel(), minlength=n)  # how often each item is recommended
+    x = np.sort(times).astype(np.float64)
+    weights = 2.0 * np.arange(1, n + 1) - n - 1
+    gini = float((weights * x).sum() / (n * x.sum()))
+    top = np.zeros(n, dtype=bool)
+    top[np.argsort(-c, kind="stable")[: -(-n // 10)]] = True  # ceil(n / 10), exact in ints
+    return {
+        "mean popularity rank": mean_rank,
+        "mean popularity percentile": mean_rank / n,
+        "coverage": float((times > 0).mean()),
+        "gini": gini,
+        "share of top 10% items": float(top[r].mean()),
+    }

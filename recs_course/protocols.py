@@ -20,6 +20,9 @@ sampled_ranking    leave-one-out by time (the NCF protocol):     HR@10, NDCG@10 
                    second latest -> validation                   sampled negatives
 full_ranking       chronological per user: each user's latest    recall@20, NDCG@20, every item
                    20 % -> test, the 10 % before -> validation   ranked, known items masked
+item_cold_start    by item: 20 % of the items -> test, 10 % ->   recall@10, NDCG@10 of the test
+                   validation, with all their interactions; the  items, ranked among the test
+                   rest -> train                                 items only (``"cold"``)
 =================  ============================================  =============================
 
 "Latest" breaks ties of timestamps by the larger ``item_id`` (the rule of
@@ -40,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from torch import nn
@@ -53,12 +57,19 @@ from .data import (
     ranking_candidates,
     to_tensors,
 )
-from .data._common import check_ratings, check_test_size
+from .data._common import check_ratings, check_test_size, round_half_up
 from .evaluation import evaluate_full, evaluate_ratings, evaluate_sampled
 from .metrics import Metrics
 from .utils import check_non_negative_int, check_positive_int
 
-__all__ = ["Protocol", "explicit_ratings", "sampled_ranking", "full_ranking", "PROTOCOLS"]
+__all__ = [
+    "Protocol",
+    "explicit_ratings",
+    "sampled_ranking",
+    "full_ranking",
+    "item_cold_start",
+    "PROTOCOLS",
+]
 
 _PARTS = ("valid", "test")
 
@@ -71,7 +82,7 @@ class Protocol:
     frame is encoded (``user_id`` in ``[0, n_users)``, ``item_id`` in ``[0, n_items)``).
 
     Attributes:
-        name: ``"explicit"``, ``"sampled"`` or ``"full"``.
+        name: ``"explicit"``, ``"sampled"``, ``"full"`` or ``"cold"``.
         description: the split and the metrics in one sentence (for tables and captions).
         train, valid, test: the encoded parts. Models train on ``train``; ``valid`` is for
             early stopping and grids; ``test`` is touched once per trained model.
@@ -138,7 +149,16 @@ class Protocol:
             return evaluate_ratings(model, *data, device=device)
         if self.name == "sampled":
             return evaluate_sampled(model, *data, ks=(self.k,), device=device)
-        return evaluate_full(model, *data, ks=(self.k,), metrics=("recall", "ndcg"), device=device)
+        known, target, *candidates = data
+        return evaluate_full(
+            model,
+            known,
+            target,
+            ks=(self.k,),
+            metrics=("recall", "ndcg"),
+            device=device,
+            candidates=candidates[0] if candidates else None,
+        )
 
     def evaluator(
         self, part: str = "valid", *, device: Any = None
@@ -320,9 +340,96 @@ def full_ranking(
     )
 
 
+def item_cold_start(
+    ratings: pd.DataFrame,
+    *,
+    seed: int = 0,
+    test_size: float = 0.2,
+    valid_size: float = 0.1,
+    k: int = 10,
+) -> Protocol:
+    """Implicit feedback, item cold start: some items are never seen in training.
+
+    ``test_size`` of the items (drawn with ``seed``) are *cold test items*: every interaction
+    with them is in ``test``, none in ``train``; ``valid_size`` of the items are cold
+    validation items in the same way; the interactions with the other items form ``train``.
+    Each user with a test interaction ranks the cold test items only (every other item is
+    masked: a warm item is not a cold-start answer), and likewise on validation. Metrics:
+    recall@k and NDCG@k (``monitor``: NDCG@k). Ids are encoded on the whole catalogue, so a
+    cold item has an index (and, in a model with id embeddings, an untrained vector): what a
+    model knows of it must come from elsewhere, its features.
+
+    The items are drawn uniformly, not by popularity, so most cold items are rare ones, as new
+    items are. The counts are ``floor(share * n_items + 1/2)`` (the course's rounding rule,
+    :func:`recs_course.data.splits`), at least one item each, at least ``k`` each, and at
+    least one item is left for training.
+    """
+    seed = _check_seed(seed)
+    test_size, valid_size = _fraction("test_size", test_size), _fraction("valid_size", valid_size)
+    if test_size + valid_size >= 1:
+        raise ValueError(f"test_size + valid_size must be below 1, got {test_size} + {valid_size}")
+    k = check_positive_int("k", k)
+    frame, encoder = _implicit(ratings)
+    n_items = encoder.n_items
+    n_test = max(1, int(round_half_up(test_size, n_items)))
+    n_valid = max(1, int(round_half_up(valid_size, n_items)))
+    if n_items < 3:
+        raise ValueError(
+            f"the ratings hold {n_items} item(s): item cold start needs at least 3 (one to "
+            "train on, one to validate, one to test)"
+        )
+    if n_test + n_valid >= n_items:
+        raise ValueError(
+            f"the ratings hold {n_items} items: too few to hold out {n_test} test and "
+            f"{n_valid} validation items and still train on one; lower test_size or valid_size"
+        )
+    order = np.random.default_rng(seed).permutation(n_items)
+    part = np.zeros(n_items, dtype=np.int8)  # 0 train, 1 valid, 2 test (by item index)
+    part[order[:n_test]] = 2
+    part[order[n_test : n_test + n_valid]] = 1
+    encoded = encoder.transform(frame)
+    where = part[encoded["item_id"].to_numpy()]
+    train, valid, test = (encoded[where == p].reset_index(drop=True) for p in (0, 1, 2))
+    if k > min(n_test, n_valid):
+        raise ValueError(
+            f"k = {k} is larger than the {n_test} cold test or the {n_valid} cold validation "
+            "items (every model would recall them all): lower k or raise test_size/valid_size"
+        )
+    shape = (encoder.n_users, n_items)
+
+    def matrix(df):
+        return interaction_matrix(df, *shape, values="ones")
+
+    m_train, m_valid, m_test = matrix(train), matrix(valid), matrix(test)
+    return Protocol(
+        name="cold",
+        description=(
+            f"implicit, item cold start: {test_size:.0%} of the items -> test, {valid_size:.0%} "
+            "-> validation, with all their interactions; each user ranks the cold items only; "
+            f"recall@{k} and NDCG@{k}"
+        ),
+        train=train,
+        valid=valid,
+        test=test,
+        n_users=encoder.n_users,
+        n_items=n_items,
+        encoder=encoder,
+        metrics=(f"recall@{k}", f"NDCG@{k}"),
+        monitor=f"NDCG@{k}",
+        higher_is_better=True,
+        seed=seed,
+        k=k,
+        _parts={
+            "valid": (m_train, m_valid, part == 1),
+            "test": ((m_train + m_valid).tocsr(), m_test, part == 2),
+        },
+    )
+
+
 #: The protocols by name, as recipes name them.
 PROTOCOLS: dict[str, Callable[..., Protocol]] = {
     "explicit": explicit_ratings,
     "sampled": sampled_ranking,
     "full": full_ranking,
+    "cold": item_cold_start,
 }

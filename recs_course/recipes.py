@@ -62,7 +62,7 @@ _DECAY = ("all", "embeddings")
 _CLOSED_FORM = ("Popularity", "EASE", "ItemKNN", "ALS")
 # Models whose constructor needs the training interactions (built by from_interactions).
 _FROM_INTERACTIONS = ("NGCF", "LightGCN", "AutoRec", *_CLOSED_FORM)
-_PROTOCOL_NAMES = ("explicit", "sampled", "full")
+_PROTOCOL_NAMES = ("explicit", "sampled", "full", "cold")
 
 
 def _frozen_options(options: object) -> tuple[tuple[str, Any], ...]:
@@ -93,7 +93,7 @@ class Recipe:
     Attributes:
         label: the model's name in tables (``"LightGCN"``).
         model: the class name in :mod:`recs_course.models` (``"LightGCN"``, ``"MF"``, ...).
-        protocol: the protocol it was chosen on: ``"explicit"``, ``"sampled"`` or ``"full"``.
+        protocol: the protocol it was chosen on: ``"explicit"``, ``"sampled"``, ``"full"`` or ``"cold"``.
         options: the model's keyword arguments besides the sizes (``{"dim": 64}``); kept as a
             sorted tuple of pairs, read back as a dict with :attr:`model_options`.
         loss: ``"mse"``, ``"bce"`` (pointwise, ``n_neg`` sampled negatives per positive),
