@@ -73,7 +73,8 @@ mpl-cache: $(STAMP)
 
 book: $(STAMP) mpl-cache
 	mkdir -p _build
-	set -eo pipefail; RECS_COURSE_QUICK=0 $(BIN)/jupyter-book build . -W --keep-going 2>&1 \
+	set -eo pipefail; RECS_COURSE_QUICK=0 RECS_COURSE_SCALE_DATA=shaped \
+		$(BIN)/jupyter-book build . -W --keep-going 2>&1 \
 		| tee _build/book.log
 
 # Quick build for the tests: every chapter shrinks itself (RECS_COURSE_QUICK=1) and is executed

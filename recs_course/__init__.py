@@ -28,6 +28,7 @@ _SUBMODULES = (
     "diagrams",
     "utils",
     "notebook",
+    "distributed",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

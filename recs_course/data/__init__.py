@@ -65,7 +65,7 @@ from .splits import (
     stratified_split,
     to_implicit,
 )
-from .synthetic import subsample_users, synthetic_ratings
+from .synthetic import movielens_shaped, subsample_users, synthetic_ratings
 
 __all__ = [
     "AGE_EDGES",
@@ -85,6 +85,7 @@ __all__ = [
     "interaction_matrix",
     "leave_one_out",
     "load_movielens",
+    "movielens_shaped",
     "movielens_item_encoder",
     "movielens_user_encoder",
     "pairwise_instances",
