@@ -950,6 +950,21 @@ class _Trainer:
             out.update({f"valid_{name}": float(v) for name, v in valid.items()})
         return out
 
+    def _popularity(self) -> dict[str, float]:
+        """HR@10 and NDCG@10 of ranking the same candidates by training popularity: the
+        yardstick of the sampled protocol (a long tail makes most sampled negatives obscure)."""
+        from .evaluation import evaluate_sampled
+        from .models import Popularity
+
+        if getattr(self, "_popularity_metrics", None) is None:
+            d = self.data
+            model = Popularity.from_interactions(
+                d.users.numpy(), d.items.numpy(), d.n_users, d.n_items
+            )
+            metrics = evaluate_sampled(model, d.test_users, d.test_candidates, ks=(10,))
+            self._popularity_metrics = {name: float(v) for name, v in metrics.items()}
+        return self._popularity_metrics
+
     def summary(self) -> dict[str, Any]:
         ctx, d = self.ctx, self.data
         records = self.records
@@ -971,6 +986,7 @@ class _Trainer:
             "parameters": self.n_params,
             "resumed_at": self.resumed_at,
             "examples_per_s": examples / seconds if seconds > 0 else None,
+            "popularity": self._popularity() if ctx.rank == 0 else None,
             "final": {k: v for k, v in final.items() if k in ("epoch", "loss") or "@" in k},
             "epochs": records,
         }
@@ -1129,6 +1145,9 @@ def launch(
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     env["OMP_NUM_THREADS"] = "1"
+    # Python >= 3.11: do not put the working directory first on sys.path, so that the children
+    # import the recs_course this function belongs to, not a folder of that name in the cwd.
+    env["PYTHONSAFEPATH"] = "1"
     posix = os.name == "posix"
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,

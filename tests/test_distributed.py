@@ -435,3 +435,22 @@ def test_a_ratings_file_round_trips_and_bad_files_are_refused(tmp_path):
         load_ratings(DDPConfig(data=f"file:{tmp_path / 'other.npz'}", out_dir=str(tmp_path)))
     with pytest.raises(ValueError, match="missing"):
         save_ratings(ratings.drop(columns="timestamp"), tmp_path / "x.npz")
+
+
+def test_results_carry_the_popularity_yardstick(tmp_path):
+    """Rank 0 ranks the same candidates by training popularity, once; it must equal the
+    package's Popularity evaluated on the run's own data."""
+    from recs_course.evaluation import evaluate_sampled
+    from recs_course.models import Popularity
+
+    config = D.DDPConfig(
+        data="synthetic:120:600:2400", epochs=1, batch_size=128, out_dir=str(tmp_path / "run"), dim=4
+    )
+    results = run_here(config)
+    data = D.prepare_data(config)
+    model = Popularity.from_interactions(
+        data.users.numpy(), data.items.numpy(), data.n_users, data.n_items
+    )
+    want = evaluate_sampled(model, data.test_users, data.test_candidates, ks=(10,))
+    assert results["popularity"]["HR@10"] == pytest.approx(want["HR@10"])
+    assert results["popularity"]["NDCG@10"] == pytest.approx(want["NDCG@10"])
