@@ -104,7 +104,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -116,7 +115,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .utils import check_flag, check_number, check_positive_int
+from .utils import atomic_write, check_flag, check_number, check_positive_int
 
 __all__ = [
     "DDPConfig",
@@ -401,13 +400,8 @@ def save_ratings(ratings, path: str | os.PathLike[str]) -> Path:
         raise ValueError(
             f"ratings must be a frame with the columns {_FILE_COLUMNS}; missing {missing}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, **{c: ratings[c].to_numpy(dtype=np.int64) for c in _FILE_COLUMNS})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    columns = {c: ratings[c].to_numpy(dtype=np.int64) for c in _FILE_COLUMNS}
+    atomic_write(path, lambda handle: np.savez(handle, **columns))
     return path
 
 
@@ -727,20 +721,9 @@ def _maxrss_bytes() -> int:
 
 
 def _atomic_write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """``payload`` as JSON, written atomically (:func:`recs_course.utils.atomic_write`)."""
+    text = json.dumps(payload, indent=1).encode("utf-8")
+    atomic_write(path, lambda handle: handle.write(text))
 
 
 # --------------------------------------------------------------------------- the run

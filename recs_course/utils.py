@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: recs_course.notebook im
     import torch  # module and must not load torch at import time
 
 __all__ = [
+    "atomic_write",
     "check_flag",
     "check_number",
     "check_positive_int",
@@ -247,3 +248,31 @@ def progress_bar(total: int | None = None, *, progress: bool = True, **kwargs: A
 
     # disable=None: tqdm turns the bar off when the stream is not a terminal.
     return tqdm_class(total=total, disable=None if enabled else True, **kwargs)
+
+
+def atomic_write(path, write) -> None:
+    """Write ``path`` through a temporary file in the same folder, then ``os.replace`` it: a
+    reader sees the old file or the whole new one, never a half-written one.
+
+    ``write`` is called with the temporary file opened in binary mode. The parent folder is
+    created if needed; on any failure the temporary file is removed and the error re-raised.
+    """
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; these are ordinary files
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

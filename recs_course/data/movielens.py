@@ -62,7 +62,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable
@@ -72,7 +71,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..utils import check_flag, progress_bar, progress_enabled
+from ..utils import atomic_write, check_flag, progress_bar, progress_enabled
 
 __all__ = [
     "Archive",
@@ -1151,21 +1150,7 @@ def _parsed_path(cache: Path, name: str) -> Path:
 
 def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write ``path`` through a temporary file in the same folder, then ``os.replace`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache file is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, write)
 
 
 def _write_parsed(cache: Path, name: str, tables: tuple, origin: str) -> None:
