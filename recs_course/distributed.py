@@ -141,7 +141,8 @@ MAX_REJECTION_ROUNDS = 10_000
 is one of their positives (``prepare_data`` refuses users with none left)."""
 
 # Tags of the seeds derived from the config's seed (one stream per purpose).
-_PERMUTATION, _NEGATIVES, _TEST_CANDIDATES, _VALID_CANDIDATES = range(4)
+_PERMUTATION, _NEGATIVES, _TEST_CANDIDATES, _VALID_CANDIDATES, _STEP_NEGATIVES = range(5)
+OPTIMIZERS = ("adam", "sgd")
 # Fields that may differ between a run and its resumption.
 _RESUMABLE = ("epochs", "out_dir")
 # torchrun's variables: a child started by plain python must not inherit a parent's.
@@ -256,6 +257,12 @@ class DDPConfig:
             with gloo), ``"cpu"`` (gloo, even on a GPU machine) or ``"cuda"``.
         data_seed: the seed of the data (synthetic ratings, the user sample, the evaluation
             candidates); ``None``: ``seed``. Fix it to compare training seeds on the same data.
+        optimizer: ``"adam"`` or ``"sgd"`` (plain SGD: its step is proportional to the
+            gradient, so a wrongly averaged gradient shows in the weights; Adam's hardly does).
+        same_negatives: every rank draws the negatives of the whole global batch from a
+            generator of ``(seed, epoch, step)`` and keeps its own rows, so that 1 and W
+            processes train on identical examples (W times the sampling work): for checking
+            that they compute the same weights.
     """
 
     data: str = "ml-100k"
@@ -274,6 +281,8 @@ class DDPConfig:
     validation: bool = False
     device: str = "auto"
     data_seed: int | None = None
+    optimizer: str = "adam"
+    same_negatives: bool = False
 
     def __post_init__(self) -> None:
         _parse_data(self.data)
@@ -311,8 +320,10 @@ class DDPConfig:
                 f"out_dir must be the folder of the run's files (a non-empty path), got "
                 f"{self.out_dir!r}"
             )
-        for name in ("approximate_negatives", "validation"):
+        for name in ("approximate_negatives", "validation", "same_negatives"):
             check_flag(name, getattr(self, name))
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.max_batches is not None:
             object.__setattr__(
                 self, "max_batches", check_positive_int("max_batches", self.max_batches)
@@ -516,11 +527,17 @@ def shard_positions(n: int, world_size: int, rank: int, *, seed: int, epoch: int
         or not (0 <= rank < world_size)
     ):
         raise ValueError(f"rank must be an integer in [0, {world_size}), got {rank!r}")
+    return _epoch_order(n, world_size, seed=seed, epoch=epoch)[rank::world_size].clone()
+
+
+def _epoch_order(n: int, world_size: int, *, seed: int, epoch: int) -> Tensor:
+    """The epoch's permutation of the positives, padded with ``-1`` to a multiple of W; global
+    batch ``t`` of a global batch size ``B`` is its slice ``[t B, (t + 1) B)``."""
     perm = torch.randperm(n, generator=_generator(derive_seed(seed, _PERMUTATION, epoch)))
     padded = -(-n // world_size) * world_size
     if padded > n:
         perm = torch.cat([perm, torch.full((padded - n,), -1, dtype=torch.int64)])
-    return perm[rank::world_size].clone()
+    return perm
 
 
 def draw_negatives(
@@ -745,7 +762,10 @@ class _Trainer:
         self.items = d.items.to(ctx.device)
         self.keys = None if config.approximate_negatives else d.keys.to(ctx.device)
         self.module = _build_model(config, d.n_users, d.n_items).to(ctx.device)
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=config.lr)
+        if config.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(self.module.parameters(), lr=config.lr)
+        else:
+            self.optimizer = torch.optim.Adam(self.module.parameters(), lr=config.lr)
         self.records: list[dict[str, Any]] = []
         self.resumed_at: list[int] = []
         self.start_epoch = 1
@@ -811,6 +831,8 @@ class _Trainer:
         padded_last = bool(shard[-1] < 0)  # padding can only be a rank's last entry
         shard = shard.to(ctx.device)
         gen = _generator(derive_seed(cfg.seed, _NEGATIVES, epoch, ctx.rank), ctx.device)
+        if cfg.same_negatives:  # the whole epoch's order, to draw each global batch's negatives
+            order = _epoch_order(n, W, seed=cfg.seed, epoch=epoch).to(ctx.device)
         labels = torch.zeros(b, 1 + k, device=ctx.device)
         labels[:, 0] = 1.0
         times = dict.fromkeys(("sampling", "forward", "backward", "optimizer"), 0.0)
@@ -827,7 +849,22 @@ class _Trainer:
             real = min(n, t * b * W + W * m) - t * b * W
             pos = idx.clamp(min=0)
             u, i = self.users[pos], self.items[pos]
-            neg = draw_negatives(u, self.data.n_items, k, keys=self.keys, generator=gen)
+            if cfg.same_negatives:
+                # Every rank draws the negatives of the whole global batch t from a generator
+                # of (seed, epoch, t), in the global order, and keeps its own rows (r::W): the
+                # examples do not depend on the number of processes.
+                # Padding (-1) only ends the order: draw for the real positions alone, so that
+                # W = 1 (no padding) draws the same numbers, then pad with rows carrying no loss.
+                block = order[t * b * W : min(t * b * W + W * m, n)]
+                step_gen = _generator(derive_seed(cfg.seed, _STEP_NEGATIVES, epoch, t), ctx.device)
+                neg_all = draw_negatives(
+                    self.users[block], self.data.n_items, k, keys=self.keys, generator=step_gen
+                )
+                if neg_all.shape[0] < W * m:
+                    neg_all = torch.cat([neg_all, neg_all[: W * m - neg_all.shape[0]]])
+                neg = neg_all[ctx.rank :: W]
+            else:
+                neg = draw_negatives(u, self.data.n_items, k, keys=self.keys, generator=gen)
             batch_u = u[:, None].expand(m, 1 + k).reshape(-1)
             batch_i = torch.cat([i[:, None], neg], dim=1).reshape(-1)
             ctx.sync()

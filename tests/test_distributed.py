@@ -444,7 +444,11 @@ def test_results_carry_the_popularity_yardstick(tmp_path):
     from recs_course.models import Popularity
 
     config = D.DDPConfig(
-        data="synthetic:120:600:2400", epochs=1, batch_size=128, out_dir=str(tmp_path / "run"), dim=4
+        data="synthetic:120:600:2400",
+        epochs=1,
+        batch_size=128,
+        out_dir=str(tmp_path / "run"),
+        dim=4,
     )
     results = run_here(config)
     data = D.prepare_data(config)
@@ -454,3 +458,34 @@ def test_results_carry_the_popularity_yardstick(tmp_path):
     want = evaluate_sampled(model, data.test_users, data.test_candidates, ks=(10,))
     assert results["popularity"]["HR@10"] == pytest.approx(want["HR@10"])
     assert results["popularity"]["NDCG@10"] == pytest.approx(want["NDCG@10"])
+
+
+def _weights(out_dir):
+    return load_checkpoint_state(D.Path(out_dir) / "checkpoint.pt")
+
+
+def load_checkpoint_state(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_one_and_two_processes_compute_the_same_weights_on_the_same_examples(tmp_path, optimizer):
+    """With same_negatives, 1 and 2 processes train on identical examples, so DDP must give the
+    weights one process computes, up to float rounding (sums taken in another order). With SGD
+    a step is proportional to the gradient: a gradient averaged with a wrong scale (a missing
+    or doubled 1/W), a rank that trained alone, or ranks on overlapping shards would all show;
+    the tolerance is far below the size of one step."""
+    common = dict(
+        BASE, epochs=2, batch_size=64, same_negatives=True, optimizer=optimizer,
+        lr=0.5 if optimizer == "sgd" else 1e-2, max_batches=12,
+    )  # fmt: skip
+    one = D.DDPConfig(**{**common, "out_dir": str(tmp_path / "one")})
+    two = D.DDPConfig(**{**common, "out_dir": str(tmp_path / "two")})
+    run_here(one)
+    D.launch(two, nproc=2, timeout=240)
+    a, b = _weights(one.out_dir), _weights(two.out_dir)
+    start = D._build_model(one, *(lambda d: (d.n_users, d.n_items))(D.prepare_data(one)))
+    moved = max(float((a[k] - start.state_dict()[k]).abs().max()) for k in a)
+    assert moved > 1e-3, "training did not move the weights: the check would be vacuous"
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
