@@ -115,3 +115,17 @@ def test_the_prose_speaks_to_a_reader(md):
     headings = re.findall(r"^##\s+(.+?)\s*$", prose, re.M)
     assert "Summary" in headings, f"{md.name}: end with a '## Summary' of what it showed"
     assert "Where next" in headings, f"{md.name}: add '## Where next'"
+
+
+def test_figure_names_are_unique_across_the_book():
+    """Sphinx labels are global: two chapters naming a figure alike is a warning, and the
+    strict build fails on it (only the full build showed it, after a chapter was added)."""
+    where: dict[str, str] = {}
+    for md in CHAPTERS:
+        for cell, _ in _cells(md):
+            figure = _figure(cell) if cell.cell_type == "code" else None
+            if figure and figure.get("name"):
+                name = figure["name"]
+                assert name not in where, f"{name} is named in {where.get(name)} and {md.name}"
+                where[name] = md.name
+    assert len(where) >= len(CHAPTERS), where  # the chapters do draw named figures
